@@ -1,0 +1,1 @@
+"""Activity functions: the only code that touches storage while an export runs."""

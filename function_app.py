@@ -1,0 +1,95 @@
+"""The Functions app: HTTP endpoints of the export API and the registration of orchestrators and activities."""
+import json
+import logging
+import re
+import uuid
+from typing import Optional
+from urllib.parse import urlsplit
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from activities.export_steps import bp as export_steps
+from orchestrators.export_orchestrator import bp as export_orchestration
+from shared.errors import InvalidRequestError, ServiceConfigurationError
+from shared.export_request import parse_export_request
+from shared.export_start import prepare_export
+from shared.operation_status import describe_operation
+from shared.settings import ExportSettings
+
+SUPPORTED_VERSIONS = {"1": 1, "2": 2}
+ORCHESTRATOR = "export_orchestrator"
+_OPERATION_ID = re.compile(r"^[0-9a-f]{32}$")
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(export_orchestration)
+app.register_functions(export_steps)
+
+
+def _text(status_code: int, message: str) -> func.HttpResponse:
+    return func.HttpResponse(message, status_code=status_code, mimetype="text/plain", charset="utf-8")
+
+
+def _json(status_code: int, body: dict, location: Optional[str] = None) -> func.HttpResponse:
+    headers = {"Location": location} if location else None
+    return func.HttpResponse(json.dumps(body), status_code=status_code, mimetype="application/json",
+                             charset="utf-8", headers=headers)
+
+
+def _api_version(req: func.HttpRequest) -> Optional[int]:
+    return SUPPORTED_VERSIONS.get(req.route_params.get("version", ""))
+
+
+def _version_not_found(req: func.HttpRequest) -> func.HttpResponse:
+    return _text(404, f"API version 'v{req.route_params.get('version', '')}' is not supported; use v1 or v2.")
+
+
+def _operation_href(req: func.HttpRequest, version: int, operation_id: str) -> str:
+    url = urlsplit(req.url)
+    return f"{url.scheme}://{url.netloc}/v{version}/operations/{operation_id}"
+
+
+def _is_json(req: func.HttpRequest) -> bool:
+    media_type = req.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
+@app.route(route="v{version}/export", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """POST /v{n}/export: validate, check the destination, start the orchestration, answer 202 with its href."""
+    version = _api_version(req)
+    if version is None:
+        return _version_not_found(req)
+    if not _is_json(req):
+        return _text(415, f"The request's Content-Type must be application/json, not "
+                          f"'{req.headers.get('content-type', '(none)')}'.")
+    operation_id = uuid.uuid4().hex
+    try:
+        checkpoint = await prepare_export(parse_export_request(req.get_body()), operation_id,
+                                          ExportSettings.from_environment())
+    except InvalidRequestError as error:
+        return _text(400, str(error))
+    except ServiceConfigurationError as error:
+        logging.error("Export refused: %s", error)
+        return _text(500, f"The export service is misconfigured: {error}")
+    await client.start_new(ORCHESTRATOR, operation_id, checkpoint.to_dict())
+    href = _operation_href(req, version, operation_id)
+    return _json(202, {"id": operation_id, "href": href}, location=href)
+
+
+@app.route(route="v{version}/operations/{operationId}", methods=["GET"])
+@app.durable_client_input(client_name="client")
+async def get_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """GET /v{n}/operations/{id}: the export's status, 202 while in progress, 200 once terminal, 404 if unknown."""
+    version = _api_version(req)
+    if version is None:
+        return _version_not_found(req)
+    operation_id = req.route_params.get("operationId", "")
+    status = await client.get_status(operation_id, show_input=True) if _OPERATION_ID.match(operation_id) else None
+    if not status or status.name != ORCHESTRATOR:
+        return _text(404, f"No export operation has the id '{operation_id}'.")
+    state = describe_operation(operation_id, status.runtime_status.value, status.input_, status.custom_status,
+                               status.output, status.created_time, status.last_updated_time, version)
+    location = _operation_href(req, version, operation_id) if state.in_progress else None
+    return _json(state.status_code, state.body, location=location)

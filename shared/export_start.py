@@ -1,0 +1,41 @@
+"""Prepares an export before anything starts: checks the destination, creates errors.log, seals credentials."""
+from __future__ import annotations
+
+from azure.core.exceptions import ServiceRequestError
+from azure.storage.blob.aio import ExponentialRetry
+
+from shared.destination import DestinationRefusedError
+from shared.error_log import create_error_log
+from shared.errors import InvalidRequestError
+from shared.export_request import ExportRequest
+from shared.export_state import Batching, ExportCheckpoint
+from shared.sealing import seal
+from shared.settings import ExportSettings
+from shared.timestamps import utc_iso
+
+
+async def prepare_export(request: ExportRequest, operation_id: str, settings: ExportSettings) -> ExportCheckpoint:
+    """Check that the destination takes writes by creating `<id>/errors.log`; return the first checkpoint."""
+    key = settings.require_sealing_key()
+    destination = request.destination
+    try:
+        quick_retry = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=2)
+        async with destination.open(settings.identity_client_id, retry_policy=quick_retry) as container, \
+                destination.guard():
+            await create_error_log(container, operation_id)
+    except DestinationRefusedError as refusal:
+        raise InvalidRequestError(str(refusal)) from None
+    except ServiceRequestError:
+        account, container_name = destination.account_and_container
+        raise InvalidRequestError(
+            f"Cannot connect to Azure Blob Storage container '{container_name}' in account '{account}': "
+            "check the account's endpoint and that it is reachable.") from None
+    return ExportCheckpoint(
+        operation_id=operation_id,
+        created_time=utc_iso(),
+        error_href=destination.error_href(operation_id),
+        destination=seal(destination.to_dict(), key, operation_id),
+        identifiers=tuple(str(i) for i in request.identifiers),
+        continuation=None,
+        batching=Batching(settings.batch_size, settings.batches_in_flight, settings.copies_per_batch),
+    )

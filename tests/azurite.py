@@ -1,0 +1,94 @@
+"""Starts and stops a real Azurite (the storage emulator from npm) on free loopback ports for the tests."""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Optional
+
+REPO = Path(__file__).resolve().parent.parent
+AZURITE = REPO / "node_modules" / ".bin" / "azurite"
+ACCOUNT = "devstoreaccount1"
+KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def _free_port_triple() -> int:
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base > 65000:
+            continue
+        sockets: List[socket.socket] = []
+        try:
+            for port in (base, base + 1, base + 2):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no three consecutive free loopback ports")
+
+
+class Azurite:
+    """One Azurite process: in memory by default, or persisted in `location` so it can be restarted on its data."""
+
+    def __init__(self, location: Optional[str] = None):
+        if not AZURITE.exists():
+            raise RuntimeError(f"{AZURITE} is missing: run `npm ci` in the repository first (scripts/test does).")
+        self.port = _free_port_triple()
+        self.location = location
+        self._workdir = tempfile.mkdtemp(prefix="azurite-")
+        self._process: Optional[subprocess.Popen] = None
+
+    @property
+    def blob_endpoint(self) -> str:
+        """The account's blob endpoint, path-style."""
+        return f"http://127.0.0.1:{self.port}/{ACCOUNT}"
+
+    @property
+    def connection_string(self) -> str:
+        """A connection string for the well-known emulator account."""
+        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
+                f"BlobEndpoint={self.blob_endpoint};")
+
+    def start(self) -> "Azurite":
+        """Start the process and wait until the blob port answers."""
+        storage = ["--location", self.location] if self.location else ["--inMemoryPersistence"]
+        self._process = subprocess.Popen(
+            [str(AZURITE), *storage, "--silent", "--skipApiVersionCheck", "--loose", "--disableTelemetry",
+             "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--queuePort", str(self.port + 1),
+             "--tablePort", str(self.port + 2)],
+            cwd=self._workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"Azurite exited: {self._process.stderr.read().decode()[:2000]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("Azurite did not start within 30 s")
+
+    def stop(self) -> None:
+        """Stop the process (its in-memory data goes with it)."""
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._process = None
+
+    def close(self) -> None:
+        """Stop and remove the working folder."""
+        self.stop()
+        shutil.rmtree(self._workdir, ignore_errors=True)

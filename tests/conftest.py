@@ -1,0 +1,106 @@
+"""Session fixtures: one real Azurite, the app's settings pointing at it, and the Durable host stand-in."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import uuid
+from typing import Dict, Iterator
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from tests.azurite import Azurite
+from tests.dicom_samples import make_instance
+from tests.durable_host import DurableHost
+
+SEALING_KEY = base64.b64encode(bytes(range(32))).decode()
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """A real, in-memory Azurite on free loopback ports for the whole session."""
+    emulator = Azurite().start()
+    yield emulator
+    emulator.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def app_settings(azurite: Azurite) -> Iterator[Dict[str, str]]:
+    """The app settings the functions read, as local.settings.json would give them."""
+    settings = {"AzureWebJobsStorage": azurite.connection_string, "DICOM_STORE_CONTAINER": "dicom",
+                "EXPORT_SEALING_KEY": SEALING_KEY}
+    saved = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
+    yield settings
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """One persistent event loop, as the worker has (the SDK keeps one aiohttp session per process)."""
+    event_loop = asyncio.new_event_loop()
+    yield event_loop
+    event_loop.close()
+
+
+@pytest.fixture(scope="session")
+def indexed_functions():
+    """`function_app.app.get_functions()`, called once per process as the worker does."""
+    from function_app import app
+    return app.get_functions()
+
+
+@pytest.fixture(scope="session")
+def host(indexed_functions, loop) -> Iterator[DurableHost]:
+    """The host stand-in, serving the durable management API on loopback."""
+    from azure.durable_functions.models.utils.http_utils import _close_session
+    stand_in = loop.run_until_complete(DurableHost(indexed_functions).start())
+    yield stand_in
+    loop.run_until_complete(stand_in.stop())
+    loop.run_until_complete(_close_session())
+
+
+@pytest.fixture(autouse=True)
+def fresh_hooks(host: DurableHost) -> Iterator[None]:
+    """Each test starts with no fault-injection hook."""
+    host.before_activity = None
+    yield
+    host.before_activity = None
+
+
+@pytest.fixture(scope="session")
+def blob_service(azurite: Azurite) -> BlobServiceClient:
+    """A sync client on the emulator account, for arranging and checking blobs."""
+    return BlobServiceClient.from_connection_string(azurite.connection_string)
+
+
+@pytest.fixture(scope="session")
+def store(blob_service: BlobServiceClient):
+    """The DICOM store container (`dicom`), created once."""
+    container = blob_service.get_container_client("dicom")
+    if not container.exists():
+        container.create_container()
+    return container
+
+
+@pytest.fixture
+def destination(blob_service: BlobServiceClient):
+    """A fresh, empty destination container for one test."""
+    container = blob_service.get_container_client(f"export-{uuid.uuid4().hex[:12]}")
+    container.create_container()
+    return container
+
+
+@pytest.fixture
+def put_instance(store):
+    """Store a generated DICOM instance at `<study>/<series>/<sop>.dcm` and return its bytes."""
+    def put(study: str, series: str, sop: str) -> bytes:
+        data = make_instance(study, series, sop)
+        store.upload_blob(f"{study}/{series}/{sop}.dcm", data, overwrite=True)
+        return data
+    return put
