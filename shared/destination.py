@@ -140,8 +140,10 @@ class BlobDestination:
                 "remove the SAS or set useManagedIdentity to false.")
         try:
             client = ContainerClient.from_container_url(uri)
-        except ValueError as error:
-            raise InvalidRequestError(f"{field} '{_without_query(uri)}' does not name a container: {error}") from None
+        except ValueError:
+            raise InvalidRequestError(
+                f"{field} '{_without_query(uri)}' does not name a container: give the container's URL, "
+                "such as https://<account>.blob.core.windows.net/<container>.") from None
         _check_container_name(client.container_name, f"The container in {field}")
         return cls(container_uri=uri, use_managed_identity=use_mi)
 
@@ -231,18 +233,24 @@ class BlobDestination:
         """A caller-actionable sentence for a storage error that means the destination will not take writes."""
         account, container = self.account_and_container
         where = f"Azure Blob Storage container '{container}' in account '{account}'"
-        if getattr(error, "status_code", None) is None:
+        status = getattr(error, "status_code", None)
+        if status is None:
             return f"Unable to obtain a managed identity token for {where}: {error}"
-        code = getattr(error, "error_code", None) or "no error code"
-        if error.status_code == 404 and code in ("ContainerNotFound", "no error code"):
+        code = getattr(error, "error_code", None)
+        code = str(getattr(code, "value", code) or "")
+        if status == 404 and code in ("ContainerNotFound", ""):
             return f"Azure Blob Storage container '{container}' does not exist in account '{account}'."
-        if error.status_code in (401, 403) and ("Authentication" in code or code == "no error code"):
-            return (f"Unable to authenticate to {where} ({error.status_code} {code}): check that the SAS token "
-                    "is valid and not expired, or that the service's managed identity is enabled.")
-        if error.status_code == 403:
-            return (f"Not allowed to write to {where} ({error.status_code} {code}): the SAS token needs create "
-                    "and write permissions, or the identity the 'Storage Blob Data Contributor' role.")
-        return f"{where} refused the write ({error.status_code} {code})."
+        if status == 401 or code in ("AuthenticationFailed", "NoAuthenticationInformation",
+                                     "InvalidAuthenticationInfo"):
+            return (f"Unable to authenticate to {where} ({status} {code}): check that the SAS token is complete "
+                    "and not expired, or that the service's managed identity is enabled.")
+        if code == "AuthorizationPermissionMismatch":
+            return (f"Not allowed to write to {where} ({status} {code}): a SAS token needs the create, write and "
+                    "add permissions; a managed identity needs the 'Storage Blob Data Contributor' role.")
+        if status == 403:
+            return (f"Not authorized to write to {where} ({status} {code}): the SAS token may be expired or "
+                    "signed with the wrong key, or the account's network rules may block this service.")
+        return f"{where} refused the write ({status} {code})."
 
 
 class DestinationRefusedError(Exception):

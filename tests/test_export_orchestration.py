@@ -1,0 +1,168 @@
+"""Whole exports through the orchestrator's replay: progress, continue-as-new, failures, retries, de-duplication."""
+import json
+
+import pytest
+
+from shared.operation_status import INTERNAL_FAILURE
+from tests.azurite import KEY
+from tests.dicom_samples import new_uid
+from tests.export_client import (container_settings, error_lines, export_body, get_operation, post_export,
+                                 run_export)
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    """One instance per copy activity and two activities per wave, so exports span several generations."""
+    monkeypatch.setenv("EXPORT_BATCH_SIZE", "1")
+    monkeypatch.setenv("EXPORT_BATCHES_IN_FLIGHT", "2")
+
+
+def _series(put_instance, count):
+    study, series = new_uid(), new_uid()
+    sops = [new_uid() for _ in range(count)]
+    data = {sop: put_instance(study, series, sop) for sop in sops}
+    return study, series, data
+
+
+def _start(loop, host, azurite, destination, values, version=2):
+    response = post_export(loop, host, export_body(values, container_settings(azurite, destination.container_name)),
+                           version)
+    assert response.status_code == 202, response.get_body()
+    return json.loads(response.get_body())["id"]
+
+
+def test_created_time_and_progress_hold_across_continue_as_new(loop, host, azurite, destination, put_instance,
+                                                               small_batches):
+    study, series, data = _series(put_instance, 5)
+    operation_id = _start(loop, host, azurite, destination, [study])
+    _, first, _ = get_operation(loop, host, operation_id)
+    seen = []
+
+    async def poll(name, request, attempt):
+        if name == "copy_batch":
+            response = await host.request("GET", f"/v2/operations/{operation_id}")
+            seen.append((response.status_code, json.loads(response.get_body()), response.headers.get("Location")))
+
+    host.before_activity = poll
+    instance = loop.run_until_complete(host.run(operation_id))
+    _, final, _ = get_operation(loop, host, operation_id)
+
+    assert instance.generations == 2  # waves of 2 + 2 + 1 instances
+    assert instance.created_time != first["createdTime"]  # the backend's own createdTime moved on
+    assert {body["createdTime"] for _, body, _ in seen} == {first["createdTime"]} == {final["createdTime"]}
+    assert [(code, body["status"], body["results"]["exported"]) for code, body, _ in seen] == [
+        (202, "running", 0), (202, "running", 0), (202, "running", 2), (202, "running", 2), (202, "running", 4)]
+    assert {location for _, _, location in seen} == {f"http://localhost:7071/v2/operations/{operation_id}"}
+    assert (final["status"], final["results"]["exported"], final["results"]["skipped"]) == ("succeeded", 5, 0)
+    assert instance.longest_history == 8 + 2 * 2  # history bound: 8 + 2 × batches in flight, without retries
+
+
+def test_repeated_and_contained_identifiers_export_each_instance_once(loop, host, azurite, destination, put_instance):
+    study, series, data = _series(put_instance, 3)
+    sop = next(iter(data))
+    values = [f"{study}/{series}/{sop}", study, f" {study} ", f"{study}/{series}", f"{study}/{series}/{new_uid()}"]
+    state = run_export(loop, host, export_body(values, container_settings(azurite, destination.container_name)))
+    assert (state["results"]["exported"], state["results"]["skipped"]) == (3, 0)
+    assert error_lines(destination, state["operationId"]) == []
+
+
+def test_v1_reports_completed(loop, host, azurite, destination, put_instance):
+    study, _, _ = _series(put_instance, 1)
+    state = run_export(loop, host, export_body([study], container_settings(azurite, destination.container_name)), 1)
+    assert state["status"] == "completed"
+
+
+def test_source_deleted_between_resolution_and_copy_is_skipped_and_logged(loop, host, azurite, destination,
+                                                                          put_instance, store):
+    study, series, data = _series(put_instance, 3)
+    gone = sorted(data)[1]
+
+    def delete_source(name, request, attempt):
+        if name == "copy_batch" and attempt == 1:
+            store.delete_blob(f"{study}/{series}/{gone}.dcm")
+
+    host.before_activity = delete_source
+    state = run_export(loop, host, export_body([study], container_settings(azurite, destination.container_name)))
+    operation_id = state["operationId"]
+    assert (state["status"], state["results"]["exported"], state["results"]["skipped"]) == ("succeeded", 2, 1)
+    lines = error_lines(destination, operation_id)
+    assert [(line["identifier"], line["error"]) for line in lines] == [(
+        f"{study}/{series}/{gone}",
+        "The instance could not be read from the DICOM store: it was deleted or changed after the export started.")]
+    names = {b.name for b in destination.list_blobs(name_starts_with=f"{operation_id}/results/")}
+    assert names == {f"{operation_id}/results/{study}/{series}/{sop}.dcm" for sop in data if sop != gone}
+
+
+def test_destination_deleted_mid_export_fails_with_a_message(loop, host, azurite, destination, put_instance,
+                                                             small_batches):
+    study, _, _ = _series(put_instance, 4)
+    operation_id = _start(loop, host, azurite, destination, [study])
+    calls = []
+
+    def delete_destination(name, request, attempt):
+        calls.append(name)
+        if calls.count("copy_batch") == 3:
+            destination.delete_container()
+
+    host.before_activity = delete_destination
+    instance = loop.run_until_complete(host.run(operation_id))
+    code, state, _ = get_operation(loop, host, operation_id)
+    assert (instance.runtime_status, code, state["status"]) == ("Failed", 200, "failed")
+    assert state["errors"] == [
+        f"Azure Blob Storage container '{destination.container_name}' does not exist in account 'devstoreaccount1'."]
+    assert state["results"]["exported"] == 2
+    assert calls.count("copy_batch") == 4  # the refused wave is not retried
+
+
+def test_batch_retried_after_dying_half_way_counts_once(loop, host, azurite, destination, put_instance):
+    study, series, data = _series(put_instance, 4)
+    copy_function = host.activities["copy_batch"][0]
+
+    async def die_after_copying(name, request, attempt):
+        if name == "copy_batch" and attempt == 1:
+            await copy_function(request=request)
+            raise ConnectionResetError("worker lost its connection after copying")
+
+    host.before_activity = die_after_copying
+    state = run_export(loop, host, export_body([study], container_settings(azurite, destination.container_name)))
+    operation_id = state["operationId"]
+    assert (state["status"], state["results"]["exported"], state["results"]["skipped"]) == ("succeeded", 4, 0)
+    for sop, expected in data.items():
+        assert destination.download_blob(f"{operation_id}/results/{study}/{series}/{sop}.dcm").readall() == expected
+
+
+def test_activity_failing_every_attempt_fails_the_operation_generically(loop, host, azurite, destination,
+                                                                        put_instance):
+    study, _, _ = _series(put_instance, 1)
+    attempts = []
+
+    def always_fail(name, request, attempt):
+        attempts.append(attempt)
+        raise TimeoutError("storage kept timing out")
+
+    operation_id = _start(loop, host, azurite, destination, [study])
+    host.before_activity = always_fail
+    instance = loop.run_until_complete(host.run(operation_id))
+    _, state, _ = get_operation(loop, host, operation_id)
+    assert attempts == [1, 2, 3, 4]
+    assert (instance.runtime_status, state["status"], state["errors"]) == ("Failed", "failed", [INTERNAL_FAILURE])
+
+
+def test_sas_destination_exports_and_error_href_has_no_query(loop, host, destination, put_instance):
+    from tests.test_function_app import _sas_uri
+    study, series, data = _series(put_instance, 2)
+    uri = _sas_uri(destination, "racw")
+    state = run_export(loop, host, export_body([study, new_uid()], {"blobContainerUri": uri}))
+    operation_id = state["operationId"]
+    assert (state["results"]["exported"], state["results"]["skipped"]) == (2, 1)
+    assert state["results"]["errorHref"] == f"{destination.url}/{operation_id}/errors.log"
+    instance = host.instances[operation_id]
+    assert "sig=" not in instance.input and uri.split("sig=")[1] not in instance.input
+
+
+def test_orchestration_input_holds_no_credential(loop, host, azurite, destination, put_instance):
+    study, _, _ = _series(put_instance, 1)
+    state = run_export(loop, host, export_body([study], container_settings(azurite, destination.container_name)))
+    instance = host.instances[state["operationId"]]
+    assert KEY not in instance.input and "AccountKey" not in instance.input
+    assert KEY not in json.dumps(instance.custom_status)

@@ -1,0 +1,82 @@
+"""GET /v{n}/operations/{id}: status mapping for every runtime status, codes, Location, 404s."""
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from shared.export_state import Batching, ExportCheckpoint, Progress
+from shared.operation_status import INTERNAL_FAILURE, describe_operation
+from tests.durable_host import Instance
+from tests.export_client import get_operation
+
+CREATED = "2026-11-22T08:00:00.000000Z"
+CHECKPOINT = ExportCheckpoint("ab" * 16, CREATED, "https://acct.blob.core.windows.net/c1/" + "ab" * 16 + "/errors.log",
+                              "sealed", ("1.2",), None, Batching(100, 4, 8), Progress(5, 1))
+
+STATUS_CASES = [
+    ("Pending", 1, 202, "notStarted"), ("Pending", 2, 202, "notStarted"),
+    ("Running", 1, 202, "running"), ("Running", 2, 202, "running"),
+    ("ContinuedAsNew", 2, 202, "running"), ("Suspended", 2, 202, "paused"),
+    ("Completed", 1, 200, "completed"), ("Completed", 2, 200, "succeeded"),
+    ("Failed", 1, 200, "failed"), ("Failed", 2, 200, "failed"),
+    ("Terminated", 1, 200, "canceled"), ("Terminated", 2, 200, "canceled"),
+    ("Canceled", 2, 200, "canceled"),
+]
+
+
+def _put_instance(host, runtime_status, custom_status=None, output=None):
+    instance_id = CHECKPOINT.operation_id
+    host.instances[instance_id] = Instance(instance_id, "export_orchestrator", json.dumps(CHECKPOINT.to_dict()),
+                                           runtime_status=runtime_status, custom_status=custom_status, output=output,
+                                           created_time="2026-11-22T09:30:00.000000Z",
+                                           last_updated_time="2026-11-22T09:31:02.500000Z")
+    return instance_id
+
+
+@pytest.mark.parametrize("runtime_status,version,code,status", STATUS_CASES)
+def test_runtime_status_maps_to_operation_status(loop, host, runtime_status, version, code, status):
+    instance_id = _put_instance(host, runtime_status, custom_status={"exported": 7, "skipped": 2},
+                                output="Orchestrator function 'export_orchestrator' failed: Export failed: Gone.")
+    got_code, body, headers = get_operation(loop, host, instance_id, version)
+    expected = {"operationId": instance_id, "type": "export", "createdTime": CREATED,
+                "lastUpdatedTime": "2026-11-22T09:31:02.500000Z", "status": status,
+                "results": {"exported": 7, "skipped": 2, "errorHref": CHECKPOINT.error_href}}
+    if status == "failed":
+        expected["errors"] = ["Gone."]
+    assert (got_code, body) == (code, expected)
+    href = f"http://localhost:7071/v{version}/operations/{instance_id}"
+    assert headers.get("Location") == (href if code == 202 else None)
+    assert "input" not in body and "sealed" not in json.dumps(body)
+
+
+def test_counts_fall_back_to_the_checkpoint_before_the_first_custom_status(loop, host):
+    instance_id = _put_instance(host, "Pending")
+    assert get_operation(loop, host, instance_id)[1]["results"] == {
+        "exported": 5, "skipped": 1, "errorHref": CHECKPOINT.error_href}
+
+
+def test_unexpected_failure_gets_a_generic_message_without_internals(loop, host):
+    instance_id = _put_instance(host, "Failed", output="Orchestrator function 'export_orchestrator' failed: "
+                                                       "Activity function 'copy_batch' failed: KeyError: 'x'\n  File ...")
+    assert get_operation(loop, host, instance_id)[1]["errors"] == [INTERNAL_FAILURE]
+
+
+def test_unknown_operation_is_404(loop, host):
+    assert get_operation(loop, host, "0" * 32)[:2] == (404, f"No export operation has the id '{'0' * 32}'.")
+
+
+def test_malformed_operation_id_is_404_without_asking_the_extension(loop, host):
+    assert get_operation(loop, host, "..%2F..%2Fadmin")[:2] == (404, "No export operation has the id '..%2F..%2Fadmin'.")
+
+
+def test_other_orchestrations_are_not_export_operations(loop, host):
+    host.instances["cd" * 16] = Instance("cd" * 16, "some_other_orchestrator", "{}", runtime_status="Running")
+    assert get_operation(loop, host, "cd" * 16)[0] == 404
+
+
+def test_describe_operation_reads_parsed_inputs_and_naive_times():
+    state = describe_operation("ab" * 16, "Running", CHECKPOINT.to_dict(), None, None,
+                               datetime(2026, 1, 1, 12, 0), datetime(2026, 1, 1, 12, 5, tzinfo=timezone.utc), 1)
+    assert state.status_code == 202 and state.in_progress
+    assert state.body["createdTime"] == CREATED
+    assert state.body["lastUpdatedTime"] == "2026-01-01T12:05:00.000000Z"
