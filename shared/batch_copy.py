@@ -21,6 +21,9 @@ async def _first_failure_cancels_rest(jobs: Iterable[Awaitable[bool]]) -> List[b
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
+    failure = next((task.exception() for task in done if task.exception()), None)
+    if failure is not None:
+        raise failure
     return [task.result() for task in tasks]
 
 
