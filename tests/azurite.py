@@ -1,6 +1,8 @@
 """Starts and stops a real Azurite (the storage emulator from npm) on free loopback ports for the tests."""
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import shutil
 import socket
 import subprocess
@@ -8,6 +10,11 @@ import tempfile
 import time
 from pathlib import Path
 from typing import List, Optional
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 REPO = Path(__file__).resolve().parent.parent
 AZURITE = REPO / "node_modules" / ".bin" / "azurite"
@@ -37,33 +44,63 @@ def _free_port_triple() -> int:
     raise RuntimeError("no three consecutive free loopback ports")
 
 
-class Azurite:
-    """One Azurite process: in memory by default, or persisted in `location` so it can be restarted on its data."""
+def write_self_signed_certificate(folder: str) -> tuple:
+    """A certificate and key for 127.0.0.1, valid for a day, written as PEM files; returns their paths."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                  critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    cert_path, key_path = Path(folder) / "cert.pem", Path(folder) / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
 
-    def __init__(self, location: Optional[str] = None):
+
+class Azurite:
+    """One Azurite process: in memory by default, or persisted in `location` so it can be restarted on its data.
+
+    With `oauth=True` it serves HTTPS with a self-signed certificate (`certificate`) and accepts bearer tokens.
+    """
+
+    def __init__(self, location: Optional[str] = None, oauth: bool = False):
         if not AZURITE.exists():
             raise RuntimeError(f"{AZURITE} is missing: run `npm ci` in the repository first (scripts/test does).")
         self.port = _free_port_triple()
         self.location = location
         self._workdir = tempfile.mkdtemp(prefix="azurite-")
+        self.certificate: Optional[str] = None
+        self._tls: List[str] = []
+        if oauth:
+            self.certificate, key = write_self_signed_certificate(self._workdir)
+            self._tls = ["--oauth", "basic", "--cert", self.certificate, "--key", key]
         self._process: Optional[subprocess.Popen] = None
 
     @property
     def blob_endpoint(self) -> str:
         """The account's blob endpoint, path-style."""
-        return f"http://127.0.0.1:{self.port}/{ACCOUNT}"
+        scheme = "https" if self.certificate else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/{ACCOUNT}"
 
     @property
     def connection_string(self) -> str:
         """A connection string for the well-known emulator account."""
-        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
+        scheme = "https" if self.certificate else "http"
+        return (f"DefaultEndpointsProtocol={scheme};AccountName={ACCOUNT};AccountKey={KEY};"
                 f"BlobEndpoint={self.blob_endpoint};")
 
     def start(self) -> "Azurite":
         """Start the process and wait until the blob port answers."""
         storage = ["--location", self.location] if self.location else ["--inMemoryPersistence"]
         self._process = subprocess.Popen(
-            [str(AZURITE), *storage, "--silent", "--skipApiVersionCheck", "--loose", "--disableTelemetry",
+            [str(AZURITE), *storage, *self._tls, "--silent", "--skipApiVersionCheck", "--loose", "--disableTelemetry",
              "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--queuePort", str(self.port + 1),
              "--tablePort", str(self.port + 2)],
             cwd=self._workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
