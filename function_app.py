@@ -74,6 +74,8 @@ async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationCli
         logging.error("Export refused: %s", error)
         return _text(500, f"The export service is misconfigured: {error}")
     await client.start_new(ORCHESTRATOR, operation_id, checkpoint.to_dict())
+    logging.info("Export %s started: %d identifiers to %s", operation_id, len(checkpoint.identifiers),
+                 checkpoint.error_href.rsplit("/", 2)[0])
     href = _operation_href(req, version, operation_id)
     return _json(202, {"id": operation_id, "href": href}, location=href)
 

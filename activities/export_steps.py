@@ -1,4 +1,6 @@
 """The export's two activities: `resolve_wave` lists what to copy next, `copy_batch` copies one batch."""
+import logging
+
 import azure.durable_functions as df
 
 from shared.batch_copy import copy_batch as copy_instances
@@ -17,6 +19,8 @@ async def resolve_wave(request: dict) -> dict:
         job.operation_id, job.destination,
         lambda session: resolve_identifiers(job, session.store, session.log),
         refused=lambda message: ResolvedWave((), 0, job.continuation, 0, refusal=message))
+    logging.info("Export %s resolved %d batches from %d identifiers; %d not found%s", job.operation_id,
+                 len(wave.batches), wave.consumed, wave.skipped, "; destination refused" if wave.refusal else "")
     return wave.to_dict()
 
 
@@ -32,4 +36,6 @@ async def copy_batch(request: dict) -> dict:
 
     outcome = await run_export_step(job.operation_id, job.destination, step,
                                     refused=lambda message: BatchOutcome(refusal=message))
+    logging.info("Export %s copied a batch: %d exported, %d skipped%s", job.operation_id, outcome.exported,
+                 outcome.skipped, "; destination refused" if outcome.refusal else "")
     return outcome.to_dict()

@@ -70,13 +70,21 @@ class InstanceBatch(Payload):
 
 
 @dataclass(frozen=True)
+class ListingCursor(Payload):
+    """Where listing the first unfinished identifier stands, and whether it has matched an instance yet."""
+
+    token: str
+    found: bool
+
+
+@dataclass(frozen=True)
 class ResolveRequest(Payload):
     """Input of `resolve_wave`: where resolution stands and how much to hand out."""
 
     operation_id: str
     destination: str
     identifiers: Tuple[str, ...]
-    continuation: Optional[str]
+    continuation: Optional[ListingCursor]
     batching: Batching
 
 
@@ -86,7 +94,7 @@ class ResolvedWave(Payload):
 
     batches: Tuple[InstanceBatch, ...]
     consumed: int
-    continuation: Optional[str]
+    continuation: Optional[ListingCursor]
     skipped: int
     refusal: Optional[str] = None
 
@@ -124,7 +132,7 @@ class ExportCheckpoint(Payload):
     error_href: str
     destination: str
     identifiers: Tuple[str, ...]
-    continuation: Optional[str]
+    continuation: Optional[ListingCursor]
     batching: Batching
     progress: Progress = Progress()
 

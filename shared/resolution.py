@@ -5,7 +5,7 @@ from typing import List
 
 from shared.dicom_store import NOT_FOUND_MESSAGES, DicomStore
 from shared.error_log import ErrorLog
-from shared.export_state import InstanceBatch, ResolvedWave, ResolveRequest
+from shared.export_state import InstanceBatch, ListingCursor, ResolvedWave, ResolveRequest
 from shared.identifiers import DicomIdentifier, parse_identifier
 
 
@@ -14,18 +14,20 @@ async def resolve_wave(request: ResolveRequest, store: DicomStore, log: ErrorLog
     wave_size = request.batching.wave_size
     instances: List[DicomIdentifier] = []
     consumed = skipped = 0
-    continuation = request.continuation
+    cursor = request.continuation
     for text in request.identifiers:
         identifier = parse_identifier(text)
-        found = continuation is not None
+        token, found = (cursor.token, cursor.found) if cursor else (None, False)
+        cursor = None
         while len(instances) < wave_size:
-            page = await store.list_instances(identifier, continuation, wave_size - len(instances))
+            page = await store.list_instances(identifier, token, wave_size - len(instances))
             instances.extend(page.instances)
             found = found or bool(page.instances)
-            continuation = page.continuation
-            if continuation is None:
+            token = page.continuation
+            if token is None:
                 break
-        if continuation is not None:
+        if token is not None:
+            cursor = ListingCursor(token, found)
             break
         consumed += 1
         if not found:
@@ -35,4 +37,4 @@ async def resolve_wave(request: ResolveRequest, store: DicomStore, log: ErrorLog
             break
     size = request.batching.batch_size
     batches = tuple(InstanceBatch.of(tuple(instances[i:i + size])) for i in range(0, len(instances), size))
-    return ResolvedWave(batches, consumed, continuation, skipped)
+    return ResolvedWave(batches, consumed, cursor, skipped)

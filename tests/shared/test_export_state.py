@@ -1,8 +1,8 @@
 """The payloads exchanged between functions: round trips, batching and checkpoint advance."""
 import json
 
-from shared.export_state import (Batching, BatchOutcome, CopyRequest, ExportCheckpoint, InstanceBatch, Progress,
-                                 ResolvedWave)
+from shared.export_state import (Batching, BatchOutcome, CopyRequest, ExportCheckpoint, InstanceBatch,
+                                 ListingCursor, Progress, ResolvedWave)
 from shared.identifiers import DicomIdentifier
 
 BATCHING = Batching(batch_size=2, batches_in_flight=3, copies_per_batch=4)
@@ -28,11 +28,12 @@ def test_resolve_request_names_at_most_one_wave_of_identifiers():
 
 
 def test_advance_drops_consumed_identifiers_and_keeps_the_rest():
-    wave = ResolvedWave(batches=(), consumed=4, continuation="marker", skipped=2)
+    wave = ResolvedWave(batches=(), consumed=4, continuation=ListingCursor("marker", True), skipped=2)
     following = CHECKPOINT.advance(wave, Progress(9, 3))
     assert following.identifiers == tuple(f"1.{i}" for i in range(4, 10))
     assert (following.continuation, following.progress, following.created_time) == (
-        "marker", Progress(9, 3), CHECKPOINT.created_time)
+        ListingCursor("marker", True), Progress(9, 3), CHECKPOINT.created_time)
+    assert ExportCheckpoint.from_dict(json.loads(json.dumps(following.to_dict()))) == following
     assert not following.finished and CHECKPOINT.advance(ResolvedWave((), 10, None, 0), Progress()).finished
 
 

@@ -49,3 +49,18 @@ def test_an_instance_identifier_matches_only_its_exact_blob(loop, azurite, desti
     store.upload_blob(f"{study}/{series}/{sop}1.dcm", b"DICM")
     wave = _resolve(loop, azurite, destination, [f"{study}/{series}/{sop}"], None, Batching(10, 1, 1))
     assert (wave.batches, wave.consumed, wave.skipped) == ((), 1, 1)
+
+
+def test_an_identifier_with_only_non_instance_blobs_over_several_pages_is_not_found(loop, azurite, destination, store):
+    study, real_study, series = new_uid(), new_uid(), new_uid()
+    for index in range(5):
+        store.upload_blob(f"{study}/{series}/readme{index}.txt", b"not an instance")
+    store.upload_blob(f"{real_study}/{series}/{new_uid()}.dcm", b"DICM")
+    batching = Batching(batch_size=2, batches_in_flight=1, copies_per_batch=1)
+    identifiers, continuation, skipped, exported = [real_study, study], None, 0, 0
+    while identifiers:
+        wave = _resolve(loop, azurite, destination, identifiers, continuation, batching)
+        skipped += wave.skipped
+        exported += sum(len(b) for b in wave.batches)
+        identifiers, continuation = identifiers[wave.consumed:], wave.continuation
+    assert (exported, skipped) == (1, 1)
