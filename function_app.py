@@ -27,7 +27,8 @@ app.register_functions(export_steps)
 
 
 def _text(status_code: int, message: str) -> func.HttpResponse:
-    return func.HttpResponse(message, status_code=status_code, mimetype="text/plain", charset="utf-8")
+    body = message.encode("utf-8", "backslashreplace")  # echoed input may hold lone surrogates
+    return func.HttpResponse(body, status_code=status_code, mimetype="text/plain", charset="utf-8")
 
 
 def _json(status_code: int, body: dict, location: Optional[str] = None) -> func.HttpResponse:
@@ -66,8 +67,9 @@ async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationCli
                           f"'{req.headers.get('content-type', '(none)')}'.")
     operation_id = uuid.uuid4().hex
     try:
-        checkpoint = await prepare_export(parse_export_request(req.get_body()), operation_id,
-                                          ExportSettings.from_environment())
+        settings = ExportSettings.from_environment()
+        checkpoint = await prepare_export(parse_export_request(req.get_body(), settings.allow_local_emulator),
+                                          operation_id, settings)
     except InvalidRequestError as error:
         return _text(400, str(error))
     except ServiceConfigurationError as error:

@@ -1,22 +1,24 @@
 """The caller's blob container: validating its settings, connecting to it, and naming what is written there."""
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Dict, Mapping, Optional
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.storage.blob.aio import ContainerClient
 
 from shared.errors import InvalidRequestError
 from shared.identifiers import DicomIdentifier
+from shared.storage_errors import error_code, is_client_error, status_text
 
 EMULATOR_ACCOUNT = "devstoreaccount1"
 _CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
-_TRANSIENT_STATUSES = {408, 429}
 _SETTINGS = "destination.settings"
 
 
@@ -52,17 +54,47 @@ def _parse_connection_string(text: str) -> Dict[str, str]:
     return pairs
 
 
-def _check_endpoint(url: str, field: str) -> None:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+def _is_link_local(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_link_local
+    except ValueError:
+        return False
+
+
+def _is_path_style(host: str) -> bool:
+    """Whether a host puts the account name in the path (IP addresses and localhost, as the emulator does)."""
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def _check_endpoint(url: str, field: str, allow_local_emulator: bool) -> SplitResult:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port
+    except ValueError:
+        raise InvalidRequestError(f"{field} is not a valid URL: '{_without_query(url)}'.") from None
     if parts.username or parts.password:
         raise InvalidRequestError(f"{field} must not carry a user name or password, but '{parts.netloc}' does.")
-    if not host:
+    if not host or parts.scheme not in ("http", "https"):
         raise InvalidRequestError(f"{field} must be an absolute https URL, not '{_without_query(url)}'.")
-    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(host)):
+    if _is_link_local(host):
+        raise InvalidRequestError(f"{field} points at the link-local address '{host}', which is never allowed.")
+    if is_loopback_host(host):
+        if not allow_local_emulator:
+            raise InvalidRequestError(
+                f"{field} points at this machine ('{host}'), which is only allowed for the local storage emulator "
+                "when the app setting EXPORT_ALLOW_LOCAL_EMULATOR is true.")
+    elif parts.scheme != "https":
         raise InvalidRequestError(
             f"{field} must use https (plain http is only accepted for the local storage emulator), "
             f"not '{_without_query(url)}'.")
+    return parts
 
 
 def _without_query(url: str) -> str:
@@ -100,8 +132,11 @@ class BlobDestination:
     use_managed_identity: bool = False
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> "BlobDestination":
-        """Validate request settings (keys already lower-cased); raise InvalidRequestError naming the problem."""
+    def from_settings(cls, settings: Mapping[str, Any], allow_local_emulator: bool = False) -> "BlobDestination":
+        """Validate request settings (keys already lower-cased); raise InvalidRequestError naming the problem.
+
+        Destinations on this machine (the local storage emulator) are accepted only with `allow_local_emulator`.
+        """
         uri = _optional_string(settings, "blobcontaineruri", f"{_SETTINGS}.blobContainerUri")
         conn = _optional_string(settings, "connectionstring", f"{_SETTINGS}.connectionString")
         name = _optional_string(settings, "blobcontainername", f"{_SETTINGS}.blobContainerName")
@@ -116,9 +151,9 @@ class BlobDestination:
                 f"{_SETTINGS}: 'blobContainerUri' cannot be combined with 'connectionString' or "
                 "'blobContainerName'; give either the container URI or the connection string and container name.")
         if uri:
-            return cls._from_uri(uri, use_mi)
+            return cls._from_uri(uri, use_mi, allow_local_emulator)
         if conn and name:
-            return cls._from_connection_string(conn, name, use_mi)
+            return cls._from_connection_string(conn, name, use_mi, allow_local_emulator)
         if conn:
             raise InvalidRequestError(
                 f"{_SETTINGS}.blobContainerName is missing: a 'connectionString' needs the name of the container.")
@@ -131,41 +166,60 @@ class BlobDestination:
             "'blobContainerName'.")
 
     @classmethod
-    def _from_uri(cls, uri: str, use_mi: bool) -> "BlobDestination":
+    def _from_uri(cls, uri: str, use_mi: bool, allow_local_emulator: bool) -> "BlobDestination":
         field = f"{_SETTINGS}.blobContainerUri"
-        _check_endpoint(uri, field)
-        if use_mi and "sig=" in (urlsplit(uri).query or "").lower():
+        parts = _check_endpoint(uri, field, allow_local_emulator)
+        if use_mi and "sig=" in parts.query.lower():
             raise InvalidRequestError(
                 f"{_SETTINGS}.useManagedIdentity cannot be true when {field} carries a SAS token; "
                 "remove the SAS or set useManagedIdentity to false.")
-        try:
-            client = ContainerClient.from_container_url(uri)
-        except ValueError:
+        if use_mi and parts.scheme != "https":
+            raise InvalidRequestError(
+                f"{_SETTINGS}.useManagedIdentity needs an https {field}, not '{_without_query(uri)}'.")
+        segments = parts.path.strip("/").split("/") if parts.path.strip("/") else []
+        expected = 2 if _is_path_style(parts.hostname or "") else 1
+        if len(segments) < expected or not all(segments):
             raise InvalidRequestError(
                 f"{field} '{_without_query(uri)}' does not name a container: give the container's URL, "
-                "such as https://<account>.blob.core.windows.net/<container>.") from None
-        _check_container_name(client.container_name, f"The container in {field}")
+                "such as https://<account>.blob.core.windows.net/<container>.")
+        if len(segments) > expected:
+            raise InvalidRequestError(
+                f"{field} '{_without_query(uri)}' has a path below the container; give the container's URL "
+                "alone, such as https://<account>.blob.core.windows.net/<container>.")
+        _check_container_name(segments[-1], f"The container in {field}")
         return cls(container_uri=uri, use_managed_identity=use_mi)
 
     @classmethod
-    def _from_connection_string(cls, conn: str, name: str, use_mi: bool) -> "BlobDestination":
+    def _from_connection_string(cls, conn: str, name: str, use_mi: bool,
+                                allow_local_emulator: bool) -> "BlobDestination":
         field = f"{_SETTINGS}.connectionString"
         if use_mi:
             raise InvalidRequestError(
                 f"{_SETTINGS}.useManagedIdentity cannot be used with a connectionString; "
                 "give 'blobContainerUri' with useManagedIdentity instead.")
         pairs = _parse_connection_string(conn)
-        emulator = pairs.get("usedevelopmentstorage", "").lower() == "true" \
-            or pairs.get("accountname") == EMULATOR_ACCOUNT
+        endpoint = pairs.get("blobendpoint")
+        if endpoint:
+            _check_endpoint(endpoint, f"The BlobEndpoint in {field}", allow_local_emulator)
+        development = pairs.get("usedevelopmentstorage", "").lower() == "true"
+        if development and not allow_local_emulator:
+            raise InvalidRequestError(
+                f"{field} names the local storage emulator (UseDevelopmentStorage=true), which is only allowed "
+                "when the app setting EXPORT_ALLOW_LOCAL_EMULATOR is true.")
+        emulator = development or (pairs.get("accountname") == EMULATOR_ACCOUNT and endpoint is not None
+                                   and is_loopback_host(urlsplit(endpoint).hostname or ""))
         if "accountkey" in pairs and not emulator:
             raise InvalidRequestError(
                 f"{field} holds an AccountKey: account key authentication is not supported. "
                 "Use a SAS token (SharedAccessSignature=...) or blobContainerUri with useManagedIdentity.")
-        if not emulator and "blobendpoint" not in pairs and "accountname" not in pairs:
+        if "accountkey" in pairs:
+            try:
+                base64.b64decode(pairs["accountkey"], validate=True)
+            except binascii.Error:
+                raise InvalidRequestError(f"The AccountKey in {field} is not valid base64.") from None
+        if not development and not endpoint and "accountname" not in pairs:
             raise InvalidRequestError(f"{field} names neither a BlobEndpoint nor an AccountName.")
-        if "blobendpoint" in pairs:
-            _check_endpoint(pairs["blobendpoint"], f"The BlobEndpoint in {field}")
-        elif pairs.get("defaultendpointsprotocol", "https").lower() != "https" and not emulator:
+        if not endpoint and not development and pairs.get("defaultendpointsprotocol", "https").lower() != "https":
             raise InvalidRequestError(f"{field} must use DefaultEndpointsProtocol=https.")
         _check_container_name(name, f"{_SETTINGS}.blobContainerName")
         try:
@@ -225,19 +279,19 @@ class BlobDestination:
         try:
             yield
         except Exception as error:
-            if is_refusal(error):
+            if is_client_error(error):
                 raise DestinationRefusedError(self.describe_refusal(error)) from error
             raise
 
     def describe_refusal(self, error: Exception) -> str:
-        """A caller-actionable sentence for a storage error that means the destination will not take writes."""
+        """A caller-actionable sentence for a storage error that stopped a write to the destination."""
         account, container = self.account_and_container
         where = f"Azure Blob Storage container '{container}' in account '{account}'"
         status = getattr(error, "status_code", None)
-        if status is None:
-            return f"Unable to obtain a managed identity token for {where}: {error}"
-        code = getattr(error, "error_code", None)
-        code = str(getattr(code, "value", code) or "")
+        if status is None and isinstance(error, ClientAuthenticationError):
+            source = "the service's managed identity" if self.use_managed_identity else "the given credentials"
+            return f"Unable to authenticate to {where} with {source}: {error}"
+        code = error_code(error)
         if status == 404 and code in ("ContainerNotFound", ""):
             return f"Azure Blob Storage container '{container}' does not exist in account '{account}'."
         if status == 401 or code in ("AuthenticationFailed", "NoAuthenticationInformation",
@@ -250,18 +304,9 @@ class BlobDestination:
         if status == 403:
             return (f"Not authorized to write to {where} ({status} {code}): the SAS token may be expired or "
                     "signed with the wrong key, or the account's network rules may block this service.")
-        return f"{where} refused the write ({status} {code})."
+        return (f"{where} did not take the write ({status_text(error)}): check that the URL or connection string points at "
+                "Azure Blob Storage; if the account is busy, try again.")
 
 
 class DestinationRefusedError(Exception):
     """The destination will not take writes; the message is written for the caller."""
-
-
-def is_refusal(error: BaseException) -> bool:
-    """Whether a storage error is the destination refusing writes (a 4xx), not a transient fault."""
-    if isinstance(error, ClientAuthenticationError) and error.status_code is None:
-        return True
-    if isinstance(error, HttpResponseError):
-        status = error.status_code or 0
-        return 400 <= status < 500 and status not in _TRANSIENT_STATUSES
-    return False

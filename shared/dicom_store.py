@@ -5,12 +5,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import AsyncIterator, List, Optional, Protocol
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
 from shared.errors import InvalidRequestError
 from shared.identifiers import DicomIdentifier, parse_identifier
 from shared.settings import StoreSettings
+from shared.storage_errors import is_client_error, status_text
 
 _VANISHED_STATUSES = {404, 410, 412}
 NOT_FOUND_MESSAGES = {
@@ -81,8 +82,7 @@ class _BlobContent:
             async for chunk in self._downloader.chunks():
                 yield chunk
         except HttpResponseError as error:
-            raise StoreReadError(f"Reading from the DICOM store failed: {error.status_code} {error.error_code}") \
-                from error
+            raise StoreReadError(f"Reading from the DICOM store failed ({status_text(error)}).") from error
 
 
 class BlobDicomStore:
@@ -108,14 +108,17 @@ class BlobDicomStore:
         return InstancePage(instances, pages.continuation_token or None)
 
     async def open_instance(self, instance: DicomIdentifier) -> InstanceContent:
-        """Start downloading the instance's blob; a vanished or changed blob raises InstanceUnavailableError."""
+        """Start downloading the instance's blob; a gone or unreadable blob (a 4xx) raises InstanceUnavailableError."""
         try:
             downloader = await self._container.get_blob_client(store_blob_name(instance)).download_blob()
-        except (ResourceNotFoundError, HttpResponseError) as error:
-            if isinstance(error, ResourceNotFoundError) or error.status_code in _VANISHED_STATUSES:
+        except HttpResponseError as error:
+            if error.status_code in _VANISHED_STATUSES:
                 raise InstanceUnavailableError(
                     "The instance could not be read from the DICOM store: it was deleted or changed after the "
                     "export started.") from error
+            if is_client_error(error):
+                raise InstanceUnavailableError(
+                    f"The instance could not be read from the DICOM store ({status_text(error)}).") from error
             raise
         return _BlobContent(downloader)
 

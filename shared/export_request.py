@@ -86,11 +86,13 @@ def _load_json(body: bytes) -> Any:
     except json.JSONDecodeError as error:
         raise InvalidRequestError(
             f"The request body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}.") from None
+    except ValueError as error:
+        raise InvalidRequestError(f"The request body is not acceptable JSON: {error}") from None
     except RecursionError:
         raise InvalidRequestError("The request body is not valid JSON: it is nested too deeply.") from None
 
 
-def parse_export_request(body: bytes) -> ExportRequest:
+def parse_export_request(body: bytes, allow_local_emulator: bool = False) -> ExportRequest:
     """Validate an export request body; raise InvalidRequestError naming the first field and value at fault."""
     document = _load_json(body)
     if not isinstance(document, dict):
@@ -104,4 +106,4 @@ def parse_export_request(body: bytes) -> ExportRequest:
     identifiers = _identifiers(source)
     settings = _typed_section(document, "destination", DESTINATION_TYPE,
                               "{\"type\": \"azureBlob\", \"settings\": {\"blobContainerUri\": ...}}")
-    return ExportRequest(identifiers, BlobDestination.from_settings(settings))
+    return ExportRequest(identifiers, BlobDestination.from_settings(settings, allow_local_emulator))

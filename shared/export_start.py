@@ -1,7 +1,7 @@
 """Prepares an export before anything starts: checks the destination, creates errors.log, seals credentials."""
 from __future__ import annotations
 
-from azure.core.exceptions import ServiceRequestError
+from azure.core.exceptions import AzureError, ServiceRequestError
 from azure.storage.blob.aio import ExponentialRetry
 
 from shared.destination import DestinationRefusedError
@@ -19,7 +19,7 @@ async def prepare_export(request: ExportRequest, operation_id: str, settings: Ex
     key = settings.require_sealing_key()
     destination = request.destination
     try:
-        quick_retry = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=2)
+        quick_retry = ExponentialRetry(initial_backoff=1, increment_base=1, retry_total=1, random_jitter_range=0.5)
         async with destination.open(settings.identity_client_id, retry_policy=quick_retry) as container, \
                 destination.guard():
             await create_error_log(container, operation_id)
@@ -30,6 +30,8 @@ async def prepare_export(request: ExportRequest, operation_id: str, settings: Ex
         raise InvalidRequestError(
             f"Cannot connect to Azure Blob Storage container '{container_name}' in account '{account}': "
             "check the account's endpoint and that it is reachable.") from None
+    except (AzureError, TypeError, ValueError) as error:  # the SDK can trip over a non-storage endpoint's answer
+        raise InvalidRequestError(destination.describe_refusal(error)) from None
     return ExportCheckpoint(
         operation_id=operation_id,
         created_time=utc_iso(),

@@ -35,6 +35,7 @@ class ExportSettings:
     copies_per_batch: int = DEFAULT_COPIES_PER_BATCH
     sealing_key: Optional[bytes] = None
     identity_client_id: Optional[str] = None
+    allow_local_emulator: bool = False
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] = os.environ) -> "ExportSettings":
@@ -45,6 +46,7 @@ class ExportSettings:
             copies_per_batch=_whole_number(env, "EXPORT_COPIES_PER_BATCH", DEFAULT_COPIES_PER_BATCH, 64),
             sealing_key=_sealing_key(env),
             identity_client_id=env.get("EXPORT_IDENTITY_CLIENT_ID") or None,
+            allow_local_emulator=_flag(env, "EXPORT_ALLOW_LOCAL_EMULATOR"),
         )
 
     def require_sealing_key(self) -> bytes:
@@ -54,6 +56,13 @@ class ExportSettings:
                 "App setting EXPORT_SEALING_KEY is not set; it must hold 32 random bytes in base64 "
                 "(for example the output of: python -c \"import os,base64;print(base64.b64encode(os.urandom(32)).decode())\").")
         return self.sealing_key
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw not in ("", "true", "false"):
+        raise ServiceConfigurationError(f"App setting {name} must be true or false, not '{env[name]}'.")
+    return raw == "true"
 
 
 def _sealing_key(env: Mapping[str, str]) -> Optional[bytes]:

@@ -39,8 +39,10 @@ def read_instance_identifier(path: Path) -> DicomIdentifier:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # encoding quirks of a readable file do not matter for its UIDs
             dataset = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(_UID_TAGS))
-    except (InvalidDicomError, EOFError, OSError) as error:
+    except (InvalidDicomError, EOFError) as error:
         raise ValueError(f"not a DICOM file ({error})") from None
+    except Exception as error:  # pydicom raises many types for damaged files; each file is reported, not fatal
+        raise ValueError(f"not a readable DICOM file ({type(error).__name__}: {error})") from None
     uids = []
     for tag in _UID_TAGS:
         value = str(getattr(dataset, tag, "") or "").strip()
@@ -60,10 +62,10 @@ def expand_paths(paths: Iterable[Path]) -> Iterator[Path]:
             yield path
 
 
-def load_files(paths: Iterable[Path], container: ContainerClient) -> LoadReport:
+def load_files(paths: Iterable[Path], container: ContainerClient, report: Optional[LoadReport] = None) -> LoadReport:
     """Upload each DICOM file unchanged to its place in the store; report and skip the rest."""
-    report = LoadReport()
-    seen = set()
+    report = report or LoadReport()
+    seen = set(report.loaded)
     for path in expand_paths(paths):
         try:
             name = store_blob_name(read_instance_identifier(path))
@@ -103,26 +105,31 @@ def store_container(settings: StoreSettings) -> ContainerClient:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the command; the exit status is 0 when every file loaded, 1 when some were skipped, 2 on bad usage."""
+    """Run the command; exit 0 when every named file loaded, 1 when some were skipped, 2 on bad usage.
+
+    pydicom's sample folder holds non-DICOM files and repeats by design: its skips are counted, not listed.
+    """
     parser = argparse.ArgumentParser(prog="python -m shared.store_loader", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", type=Path, help="DICOM files or folders to load")
     parser.add_argument("--pydicom-samples", action="store_true", help="also load pydicom's bundled sample files")
     args = parser.parse_args(argv)
-    paths = list(args.paths) + ([pydicom_sample_folder()] if args.pydicom_samples else [])
-    if not paths:
+    if not args.paths and not args.pydicom_samples:
         parser.error("name at least one file or folder, or --pydicom-samples")
     try:
         settings = StoreSettings.from_environment()
     except ServiceConfigurationError as error:
         print(error, file=sys.stderr)
         return 2
-    report = load_files(paths, store_container(settings))
-    if not args.pydicom_samples:
-        for path, reason in report.skipped:
-            print(f"skipped {path}: {reason}", file=sys.stderr)
+    container = store_container(settings)
+    report = load_files(args.paths, container)
+    for path, reason in report.skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    named_skips = len(report.skipped)
+    if args.pydicom_samples:
+        load_files([pydicom_sample_folder()], container, report)
     print(f"loaded {len(report.loaded)} instances into container '{settings.container}', "
           f"skipped {len(report.skipped)} files that are not DICOM or repeat another file's UIDs")
-    return 1 if report.skipped and not args.pydicom_samples else 0
+    return 1 if named_skips else 0
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def azurite() -> Iterator[Azurite]:
 def app_settings(azurite: Azurite) -> Iterator[Dict[str, str]]:
     """The app settings the functions read, as local.settings.json would give them."""
     settings = {"AzureWebJobsStorage": azurite.connection_string, "DICOM_STORE_CONTAINER": "dicom",
-                "EXPORT_SEALING_KEY": SEALING_KEY}
+                "EXPORT_SEALING_KEY": SEALING_KEY, "EXPORT_ALLOW_LOCAL_EMULATOR": "true"}
     saved = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)
     yield settings

@@ -101,6 +101,7 @@ class DurableHost:
         self.routes: List[tuple] = []
         self.before_activity: Optional[ActivityHook] = None
         self.largest_payload = 0
+        self.payloads: List[str] = []
         for function in functions:
             bindings = {b.type: b for b in function.get_bindings()}
             name, user_function = function.get_function_name(), function.get_user_function()
@@ -187,8 +188,9 @@ class DurableHost:
         return web.Response(status=202)
 
     def _note_payload(self, payload: Any) -> None:
-        size = len(payload if isinstance(payload, str) else json.dumps(payload))
-        self.largest_payload = max(self.largest_payload, size)
+        text = payload if isinstance(payload, str) else json.dumps(payload)
+        self.payloads.append(text)
+        self.largest_payload = max(self.largest_payload, len(text))
 
     async def run_all(self) -> None:
         """Run every pending or running instance to its end."""

@@ -1,9 +1,13 @@
 """The reference end-to-end export: real functions, real Azurite, real DICOM files."""
+import pytest
+
 from tests.dicom_samples import new_uid
 from tests.export_client import container_settings, error_lines, export_body, run_export
 
 
-def test_reference_scenario_exports_nine_and_skips_three_unknown(loop, host, azurite, destination, put_instance):
+@pytest.mark.parametrize("version,final_status", [(1, "completed"), (2, "succeeded")])
+def test_reference_scenario_exports_nine_and_skips_three_unknown(loop, host, azurite, destination, put_instance,
+                                                                 version, final_status):
     study1, study2, study3 = new_uid(), new_uid(), new_uid()
     series1a, series1b, series2, series3 = new_uid(), new_uid(), new_uid(), new_uid()
     stored = {}
@@ -21,10 +25,11 @@ def test_reference_scenario_exports_nine_and_skips_three_unknown(loop, host, azu
     values = [study1, f"{study2}/{series2}", "/".join(singles[0]), unknown[0], unknown[1],
               "/".join(singles[1]), "/".join(singles[2]), unknown[2]]
 
-    state = run_export(loop, host, export_body(values, container_settings(azurite, destination.container_name)))
+    state = run_export(loop, host, export_body(values, container_settings(azurite, destination.container_name)),
+                       version)
 
     operation_id = state["operationId"]
-    assert state["status"] == "succeeded"
+    assert state["status"] == final_status
     assert state["results"]["exported"] == 9
     assert state["results"]["skipped"] == 3
     assert state["results"]["errorHref"] == f"{destination.url}/{operation_id}/errors.log"

@@ -175,6 +175,48 @@ BAD_REQUESTS = [
         "blobContainerName": "c1"}),
      "The BlobEndpoint in destination.settings.connectionString must use https (plain http is only accepted for the "
      "local storage emulator), not 'http://a.blob.core.windows.net'."),
+    ("uri and container name", _bad(settings={"blobContainerUri": "https://a.blob.core.windows.net/c1",
+                                              "blobContainerName": "c1"}),
+     "destination.settings: 'blobContainerUri' cannot be combined with 'connectionString' or 'blobContainerName'; "
+     "give either the container URI or the connection string and container name."),
+    ("uri below the container", _bad(settings={"blobContainerUri": "https://acct.blob.core.windows.net/exports/sub/dir"}),
+     "destination.settings.blobContainerUri 'https://acct.blob.core.windows.net/exports/sub/dir' has a path below the "
+     "container; give the container's URL alone, such as https://<account>.blob.core.windows.net/<container>."),
+    ("path-style uri without container", _bad(settings={"blobContainerUri": "http://127.0.0.1:10000/devstoreaccount1"}),
+     "destination.settings.blobContainerUri 'http://127.0.0.1:10000/devstoreaccount1' does not name a container: "
+     "give the container's URL, such as https://<account>.blob.core.windows.net/<container>."),
+    ("managed identity over http", _bad(settings={"blobContainerUri": "http://127.0.0.1:10000/devstoreaccount1/exports",
+                                                  "useManagedIdentity": True}),
+     "destination.settings.useManagedIdentity needs an https destination.settings.blobContainerUri, not "
+     "'http://127.0.0.1:10000/devstoreaccount1/exports'."),
+    ("malformed ipv6", _bad(settings={"blobContainerUri": "https://[::1/exports"}),
+     "destination.settings.blobContainerUri is not a valid URL: 'https://[::1/exports'."),
+    ("bad port", _bad(settings={"blobContainerUri": "https://acct.blob.core.windows.net:99999/exports"}),
+     "destination.settings.blobContainerUri is not a valid URL: 'https://acct.blob.core.windows.net:99999/exports'."),
+    ("metadata address", _bad(settings={"blobContainerUri": "https://169.254.169.254/acct/exports"}),
+     "destination.settings.blobContainerUri points at the link-local address '169.254.169.254', which is never "
+     "allowed."),
+    ("emulator account name with a remote endpoint and key", _bad(settings={
+        "connectionString": f"AccountName=devstoreaccount1;AccountKey={KEY};BlobEndpoint=https://evil.example.com",
+        "blobContainerName": "exports"}),
+     "destination.settings.connectionString holds an AccountKey: account key authentication is not supported. Use a "
+     "SAS token (SharedAccessSignature=...) or blobContainerUri with useManagedIdentity."),
+    ("emulator account name over plain http to azure", _bad(settings={
+        "connectionString": f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={KEY}",
+        "blobContainerName": "exports"}),
+     "destination.settings.connectionString holds an AccountKey: account key authentication is not supported. Use a "
+     "SAS token (SharedAccessSignature=...) or blobContainerUri with useManagedIdentity."),
+    ("emulator key not base64", _bad(settings={
+        "connectionString": "AccountName=devstoreaccount1;AccountKey=not*base64;BlobEndpoint=http://127.0.0.1:10000/"
+                            "devstoreaccount1", "blobContainerName": "exports"}),
+     "The AccountKey in destination.settings.connectionString is not valid base64."),
+    ("huge integer", b'{"source": {"type": "identifiers", "settings": {"values": [' + b"9" * 5000 + b']}}}',
+     "The request body is not acceptable JSON: Exceeds the limit (4300 digits) for integer string conversion: "
+     "value has 5000 digits; use sys.set_int_max_str_digits() to increase the limit"),
+    ("lone surrogate", b'{"source": {"type": "identifiers", "settings": {"values": ["1.2\\ud800"]}}}',
+     "The field 'source.settings.values[0]' is invalid. The identifier '1.2\\ud800' is not valid: its study instance "
+     "UID '1.2\\ud800' is not a valid UID because a UID is made of digits separated by single dots, with no other "
+     "characters. The format is '<study instance UID>[/<series instance UID>[/<SOP instance UID>]]'."),
     ("bad container name with connection string", _bad(settings={
         "connectionString": "UseDevelopmentStorage=true", "blobContainerName": "ab"}),
      "destination.settings.blobContainerName 'ab' is not a valid blob container name: use 3 to 63 lowercase letters, "
@@ -209,6 +251,51 @@ def test_unsupported_api_version_is_404(loop, host):
     response = loop.run_until_complete(host.request("POST", "/v3/export", b"{}", JSON))
     assert (response.status_code, response.get_body().decode()) == (
         404, "API version 'v3' is not supported; use v1 or v2.")
+
+
+def test_local_emulator_is_refused_unless_allowed(loop, host, azurite, destination, monkeypatch):
+    monkeypatch.setenv("EXPORT_ALLOW_LOCAL_EMULATOR", "false")
+    assert _destination_answer(loop, host, container_settings(azurite, destination.container_name)) == (
+        400, "The BlobEndpoint in destination.settings.connectionString points at this machine ('127.0.0.1'), which is "
+             "only allowed for the local storage emulator when the app setting EXPORT_ALLOW_LOCAL_EMULATOR is true.")
+    assert _destination_answer(loop, host, {"connectionString": "UseDevelopmentStorage=true",
+                                            "blobContainerName": "exports"}) == (
+        400, "destination.settings.connectionString names the local storage emulator (UseDevelopmentStorage=true), "
+             "which is only allowed when the app setting EXPORT_ALLOW_LOCAL_EMULATOR is true.")
+
+
+@pytest.mark.parametrize("status,content,answer", [
+    (503, b"<Error><Code>ServerBusy</Code><Message>Busy.</Message></Error>", "503 ServerBusy"),
+    (503, b"<Error><Code>ServerBusy</Code></Error>", "TypeError"),
+    (200, b"<html>a web page</html>", "200"),
+    (302, b"", "302"),
+])
+def test_an_endpoint_that_is_not_blob_storage_is_400(loop, host, status, content, answer):
+    from aiohttp import web
+
+    async def reply(request):
+        headers = {"Location": "https://elsewhere.invalid/"} if status == 302 else {}
+        if status == 503:
+            headers["x-ms-error-code"] = "ServerBusy"
+        return web.Response(status=status, body=content, headers=headers, content_type="application/xml")
+
+    async def serve():
+        server = web.Application()
+        server.router.add_route("*", "/{tail:.*}", reply)
+        runner = web.AppRunner(server)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return runner, site._server.sockets[0].getsockname()[1]
+
+    runner, port = loop.run_until_complete(serve())
+    try:
+        got = _destination_answer(loop, host, {"blobContainerUri": f"http://127.0.0.1:{port}/devstoreaccount1/exports"})
+    finally:
+        loop.run_until_complete(runner.cleanup())
+    assert got == (400, f"Azure Blob Storage container 'exports' in account 'devstoreaccount1' did not take the write "
+                        f"({answer}): check that the URL or connection string points at Azure Blob Storage; if the "
+                        "account is busy, try again.")
 
 
 def _destination_answer(loop, host, settings):
@@ -273,8 +360,8 @@ def test_managed_identity_token_failure_is_400(loop, host, monkeypatch):
     monkeypatch.setattr(azure.identity.aio, "DefaultAzureCredential", NoIdentity)
     settings = {"blobContainerUri": "https://acct.blob.core.windows.invalid/exports", "useManagedIdentity": True}
     assert _destination_answer(loop, host, settings) == (
-        400, "Unable to obtain a managed identity token for Azure Blob Storage container 'exports' in account "
-             "'acct': no managed identity endpoint is available")
+        400, "Unable to authenticate to Azure Blob Storage container 'exports' in account 'acct' with the service's "
+             "managed identity: no managed identity endpoint is available")
 
 
 def test_missing_sealing_key_is_500_naming_the_setting(loop, host, azurite, destination, monkeypatch):

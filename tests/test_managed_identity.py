@@ -6,6 +6,7 @@ checks exactly those claims. The test trusts the emulator's self-signed certific
 """
 import base64
 import json
+import ssl
 import time
 
 import aiohttp.connector
@@ -46,10 +47,13 @@ class StandInIdentity:
 
 @pytest.fixture(scope="module")
 def https_azurite():
-    """A second, HTTPS-only Azurite accepting OAuth, whose certificate this process trusts."""
+    """A second, HTTPS-only Azurite accepting OAuth, whose certificate this module's tests (only) trust."""
     emulator = Azurite(oauth=True).start()
-    aiohttp.connector._SSL_CONTEXT_VERIFIED.load_verify_locations(emulator.certificate)
+    default_context = aiohttp.connector._SSL_CONTEXT_VERIFIED
+    trusting = ssl.create_default_context(cafile=emulator.certificate)
+    aiohttp.connector._SSL_CONTEXT_VERIFIED = trusting
     yield emulator
+    aiohttp.connector._SSL_CONTEXT_VERIFIED = default_context
     emulator.close()
 
 

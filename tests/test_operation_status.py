@@ -1,6 +1,6 @@
 """GET /v{n}/operations/{id}: status mapping for every runtime status, codes, Location, 404s."""
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -74,9 +74,15 @@ def test_other_orchestrations_are_not_export_operations(loop, host):
     assert get_operation(loop, host, "cd" * 16)[0] == 404
 
 
-def test_describe_operation_reads_parsed_inputs_and_naive_times():
+def test_describe_operation_reads_parsed_inputs_and_converts_times_to_utc():
     state = describe_operation("ab" * 16, "Running", CHECKPOINT.to_dict(), None, None,
-                               datetime(2026, 1, 1, 12, 0), datetime(2026, 1, 1, 12, 5, tzinfo=timezone.utc), 1)
+                               datetime(2026, 1, 1, 12, 0), datetime(2026, 1, 1, 12, 5), 1)
     assert state.status_code == 202 and state.in_progress
     assert state.body["createdTime"] == CREATED
     assert state.body["lastUpdatedTime"] == "2026-01-01T12:05:00.000000Z"
+    plus_two = timezone(timedelta(hours=2))
+    later = describe_operation("ab" * 16, "Completed", None, None, None, datetime(2026, 1, 1, 14, 0, tzinfo=plus_two),
+                               datetime(2026, 1, 1, 14, 5, 0, 250000, tzinfo=plus_two), 2)
+    assert (later.body["createdTime"], later.body["lastUpdatedTime"], later.body["results"]) == (
+        "2026-01-01T12:00:00.000000Z", "2026-01-01T12:05:00.250000Z",
+        {"exported": 0, "skipped": 0, "errorHref": None})

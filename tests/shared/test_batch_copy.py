@@ -32,7 +32,7 @@ class CountingStore:
 
 def _copy(loop, azurite, container_name, batch, copies):
     destination = BlobDestination.from_settings({"connectionstring": azurite.connection_string,
-                                                 "blobcontainername": container_name})
+                                                 "blobcontainername": container_name}, allow_local_emulator=True)
 
     async def run():
         async with ContainerClient.from_connection_string(azurite.connection_string, "dicom") as source, \

@@ -18,7 +18,7 @@ def test_sas_uri_error_href_drops_the_query():
 
 def test_emulator_connection_string_is_accepted():
     destination = BlobDestination.from_settings({"connectionstring": "UseDevelopmentStorage=true",
-                                                 "blobcontainername": "exports"})
+                                                 "blobcontainername": "exports"}, allow_local_emulator=True)
     assert destination.container_url == "http://127.0.0.1:10000/devstoreaccount1/exports"
 
 
