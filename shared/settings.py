@@ -41,8 +41,8 @@ class ExportSettings:
     def from_environment(cls, env: Mapping[str, str] = os.environ) -> "ExportSettings":
         """Read and check EXPORT_* settings; raise ServiceConfigurationError naming a malformed one."""
         return cls(
-            batch_size=_whole_number(env, "EXPORT_BATCH_SIZE", DEFAULT_BATCH_SIZE, 1000),
-            batches_in_flight=_whole_number(env, "EXPORT_BATCHES_IN_FLIGHT", DEFAULT_BATCHES_IN_FLIGHT, 64),
+            batch_size=_whole_number(env, "EXPORT_BATCH_SIZE", DEFAULT_BATCH_SIZE, 500),
+            batches_in_flight=_whole_number(env, "EXPORT_BATCHES_IN_FLIGHT", DEFAULT_BATCHES_IN_FLIGHT, 16),
             copies_per_batch=_whole_number(env, "EXPORT_COPIES_PER_BATCH", DEFAULT_COPIES_PER_BATCH, 64),
             sealing_key=_sealing_key(env),
             identity_client_id=env.get("EXPORT_IDENTITY_CLIENT_ID") or None,

@@ -14,8 +14,8 @@ def test_defaults():
 
 
 @pytest.mark.parametrize("name,value,message", [
-    ("EXPORT_BATCH_SIZE", "abc", "App setting EXPORT_BATCH_SIZE must be a whole number from 1 to 1000, not 'abc'."),
-    ("EXPORT_BATCHES_IN_FLIGHT", "0", "App setting EXPORT_BATCHES_IN_FLIGHT must be a whole number from 1 to 64, not '0'."),
+    ("EXPORT_BATCH_SIZE", "abc", "App setting EXPORT_BATCH_SIZE must be a whole number from 1 to 500, not 'abc'."),
+    ("EXPORT_BATCHES_IN_FLIGHT", "0", "App setting EXPORT_BATCHES_IN_FLIGHT must be a whole number from 1 to 16, not '0'."),
     ("EXPORT_SEALING_KEY", base64.b64encode(b"short").decode(),
      "App setting EXPORT_SEALING_KEY must be 32 bytes encoded in base64."),
 ])
