@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, Tuple
 
 from shared.destination import BlobDestination
-from shared.errors import InvalidRequestError
+from shared.destination_settings import parse_destination
+from shared.errors import InvalidRequestError, quote_value
 from shared.identifiers import IDENTIFIER_FORMAT, DicomIdentifier, normalize_identifiers, parse_identifier
 
 SOURCE_TYPE = "identifiers"
@@ -21,15 +22,6 @@ class ExportRequest:
     destination: BlobDestination
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    text = json.dumps(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _lower_keys(value: Dict[str, Any]) -> Dict[str, Any]:
     return {key.lower(): item for key, item in value.items()}
 
@@ -39,7 +31,7 @@ def _object(parent: Dict[str, Any], key: str, field: str, hint: str) -> Dict[str
     if value is None:
         raise InvalidRequestError(f"The field '{field}' is required: {hint}.")
     if not isinstance(value, dict):
-        raise InvalidRequestError(f"The field '{field}' must be an object ({hint}), not {_describe(value)}.")
+        raise InvalidRequestError(f"The field '{field}' must be an object ({hint}), not {quote_value(value)}.")
     return _lower_keys(value)
 
 
@@ -50,7 +42,7 @@ def _typed_section(body: Dict[str, Any], key: str, expected_type: str, hint: str
         raise InvalidRequestError(f"The field '{key}.type' is required; the only supported value is '{expected_type}'.")
     if not isinstance(kind, str) or kind.lower() != expected_type.lower():
         raise InvalidRequestError(
-            f"The field '{key}.type' is {_describe(kind)}, which is not supported; "
+            f"The field '{key}.type' is {quote_value(kind)}, which is not supported; "
             f"the only supported value is '{expected_type}'.")
     return _object(section, "settings", f"{key}.settings", hint)
 
@@ -63,12 +55,12 @@ def _identifiers(settings: Dict[str, Any]) -> Tuple[DicomIdentifier, ...]:
             f"in the format {IDENTIFIER_FORMAT}.")
     if not isinstance(values, list):
         raise InvalidRequestError(
-            f"The field 'source.settings.values' must be a list of strings, not {_describe(values)}.")
+            f"The field 'source.settings.values' must be a list of strings, not {quote_value(values)}.")
     parsed = []
     for index, value in enumerate(values):
         field = f"source.settings.values[{index}]"
         if not isinstance(value, str):
-            raise InvalidRequestError(f"The field '{field}' must be a string, not {_describe(value)}.")
+            raise InvalidRequestError(f"The field '{field}' must be a string, not {quote_value(value)}.")
         try:
             parsed.append(parse_identifier(value))
         except InvalidRequestError as error:
@@ -97,7 +89,7 @@ def parse_export_request(body: bytes, allow_local_emulator: bool = False) -> Exp
     document = _load_json(body)
     if not isinstance(document, dict):
         raise InvalidRequestError(
-            f"The request body must be a JSON object with 'source' and 'destination', not {_describe(document)}.")
+            f"The request body must be a JSON object with 'source' and 'destination', not {quote_value(document)}.")
     document = _lower_keys(document)
     if "source" not in document and "sources" in document:
         raise InvalidRequestError("The field 'source' is required; the body has 'sources' instead.")
@@ -106,4 +98,4 @@ def parse_export_request(body: bytes, allow_local_emulator: bool = False) -> Exp
     identifiers = _identifiers(source)
     settings = _typed_section(document, "destination", DESTINATION_TYPE,
                               "{\"type\": \"azureBlob\", \"settings\": {\"blobContainerUri\": ...}}")
-    return ExportRequest(identifiers, BlobDestination.from_settings(settings, allow_local_emulator))
+    return ExportRequest(identifiers, parse_destination(settings, allow_local_emulator))

@@ -161,7 +161,7 @@ BAD_REQUESTS = [
      "useManagedIdentity instead."),
     ("managed identity not boolean", _bad(settings={"blobContainerUri": "https://a.blob.core.windows.net/c1",
                                                     "useManagedIdentity": "yes"}),
-     "destination.settings.useManagedIdentity must be true or false, not 'yes'."),
+     "destination.settings.useManagedIdentity must be true or false, not \"yes\"."),
     ("account key", _bad(settings={
         "connectionString": "DefaultEndpointsProtocol=https;AccountName=prod;AccountKey=abc123;"
                             "EndpointSuffix=core.windows.net", "blobContainerName": "c1"}),

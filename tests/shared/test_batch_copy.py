@@ -5,7 +5,8 @@ import pytest
 from azure.storage.blob.aio import ContainerClient
 
 from shared.batch_copy import copy_batch
-from shared.destination import BlobDestination, DestinationRefusedError
+from shared.destination import DestinationRefusedError
+from shared.destination_settings import parse_destination
 from shared.dicom_store import BlobDicomStore
 from shared.error_log import ErrorLog, create_error_log
 from shared.export_state import InstanceBatch
@@ -31,7 +32,7 @@ class CountingStore:
 
 
 def _copy(loop, azurite, container_name, batch, copies):
-    destination = BlobDestination.from_settings({"connectionstring": azurite.connection_string,
+    destination = parse_destination({"connectionstring": azurite.connection_string,
                                                  "blobcontainername": container_name}, allow_local_emulator=True)
 
     async def run():

@@ -1,7 +1,8 @@
 """Destination settings: parsing, names, and the managed identity credential."""
 import azure.identity.aio
 
-from shared.destination import BlobDestination, error_log_blob_name, result_blob_name
+from shared.destination import error_log_blob_name, result_blob_name
+from shared.destination_settings import parse_destination
 from shared.identifiers import DicomIdentifier
 
 
@@ -11,13 +12,13 @@ def test_result_and_error_log_paths():
 
 
 def test_sas_uri_error_href_drops_the_query():
-    destination = BlobDestination.from_settings({"blobcontaineruri": "https://acct.blob.core.windows.net/exports?sv=1&sig=s"})
+    destination = parse_destination({"blobcontaineruri": "https://acct.blob.core.windows.net/exports?sv=1&sig=s"})
     assert destination.error_href("op") == "https://acct.blob.core.windows.net/exports/op/errors.log"
     assert destination.account_and_container == ("acct", "exports")
 
 
 def test_emulator_connection_string_is_accepted():
-    destination = BlobDestination.from_settings({"connectionstring": "UseDevelopmentStorage=true",
+    destination = parse_destination({"connectionstring": "UseDevelopmentStorage=true",
                                                  "blobcontainername": "exports"}, allow_local_emulator=True)
     assert destination.container_url == "http://127.0.0.1:10000/devstoreaccount1/exports"
 
@@ -37,7 +38,7 @@ def test_managed_identity_uses_the_configured_client_id(loop, monkeypatch):
             self.closed = True
 
     monkeypatch.setattr(azure.identity.aio, "ManagedIdentityCredential", FakeIdentity)
-    destination = BlobDestination.from_settings({"blobcontaineruri": "https://acct.blob.core.windows.net/exports",
+    destination = parse_destination({"blobcontaineruri": "https://acct.blob.core.windows.net/exports",
                                                  "usemanagedidentity": True})
 
     async def open_it():
