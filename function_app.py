@@ -68,16 +68,16 @@ async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationCli
     operation_id = uuid.uuid4().hex
     try:
         settings = ExportSettings.from_environment()
-        checkpoint = await prepare_export(parse_export_request(req.get_body(), settings.allow_local_emulator),
-                                          operation_id, settings)
+        request = parse_export_request(req.get_body(), settings.allow_local_emulator)
+        checkpoint = await prepare_export(request, operation_id, settings)
     except InvalidRequestError as error:
         return _text(400, str(error))
     except ServiceConfigurationError as error:
         logging.error("Export refused: %s", error)
         return _text(500, f"The export service is misconfigured: {error}")
     await client.start_new(ORCHESTRATOR, operation_id, checkpoint.to_dict())
-    logging.info("Export %s started: %d identifiers to %s", operation_id, len(checkpoint.identifiers),
-                 checkpoint.error_href.rsplit("/", 2)[0])
+    logging.info("Export %s started: %d identifiers to %s", operation_id, len(request.identifiers),
+                 request.destination.container_url)
     href = _operation_href(req, version, operation_id)
     return _json(202, {"id": operation_id, "href": href}, location=href)
 

@@ -16,6 +16,7 @@ from shared.timestamps import utc_iso
 
 async def prepare_export(request: ExportRequest, operation_id: str, settings: ExportSettings) -> ExportCheckpoint:
     """Check that the destination takes writes by creating `<id>/errors.log`; return the first checkpoint."""
+    requested_at = utc_iso()
     key = settings.require_sealing_key()
     destination = request.destination
     try:
@@ -34,7 +35,7 @@ async def prepare_export(request: ExportRequest, operation_id: str, settings: Ex
         raise InvalidRequestError(destination.describe_refusal(error)) from None
     return ExportCheckpoint(
         operation_id=operation_id,
-        created_time=utc_iso(),
+        created_time=requested_at,
         error_href=destination.error_href(operation_id),
         destination=seal(destination.to_dict(), key, operation_id),
         identifiers=tuple(str(i) for i in request.identifiers),
