@@ -19,7 +19,6 @@ T = TypeVar("T")
 class ExportSession:
     """What an export step works with."""
 
-    operation_id: str
     destination: BlobDestination
     container: ContainerClient
     store: DicomStore
@@ -34,7 +33,7 @@ async def run_export_step(operation_id: str, sealed_destination: str, step: Call
     try:
         async with destination.open(settings.identity_client_id) as container, \
                 open_store(StoreSettings.from_environment()) as store:
-            session = ExportSession(operation_id, destination, container, store, ErrorLog(container, operation_id))
+            session = ExportSession(destination, container, store, ErrorLog(container, operation_id))
             result = await step(session)
             async with destination.guard():
                 await session.log.flush()
