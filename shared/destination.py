@@ -9,6 +9,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.storage.blob.aio import ContainerClient
 
 from shared.identifiers import DicomIdentifier
+from shared.identity import app_identity
 from shared.storage_errors import error_code, is_client_error, status_text
 
 
@@ -72,9 +73,7 @@ class BlobDestination:
         """An async container client for this destination (SDK `options` passed on), with managed identity if asked."""
         credential = None
         if self.use_managed_identity:
-            from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
-            credential = ManagedIdentityCredential(client_id=identity_client_id) if identity_client_id \
-                else DefaultAzureCredential()
+            credential = app_identity(identity_client_id)
         try:
             async with self._client(credential, **options) as client:
                 yield client

@@ -10,6 +10,7 @@ from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
 from shared.errors import InvalidRequestError
 from shared.identifiers import DicomIdentifier, parse_identifier
+from shared.identity import app_identity
 from shared.settings import StoreSettings
 from shared.storage_errors import is_client_error, status_text
 
@@ -126,9 +127,7 @@ class BlobDicomStore:
 def _service_client(settings: StoreSettings):
     if settings.connection_string:
         return BlobServiceClient.from_connection_string(settings.connection_string), None
-    from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
-    credential = ManagedIdentityCredential(client_id=settings.client_id) if settings.client_id \
-        else DefaultAzureCredential()
+    credential = app_identity(settings.client_id)
     return BlobServiceClient(settings.service_uri, credential=credential), credential
 
 

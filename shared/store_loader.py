@@ -20,6 +20,7 @@ from pydicom.errors import InvalidDicomError
 from shared.dicom_store import store_blob_name
 from shared.errors import ServiceConfigurationError
 from shared.identifiers import DicomIdentifier, uid_problem
+from shared.identity import app_identity
 from shared.settings import StoreSettings
 
 _UID_TAGS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
@@ -92,10 +93,7 @@ def store_container(settings: StoreSettings) -> ContainerClient:
     if settings.connection_string:
         service = BlobServiceClient.from_connection_string(settings.connection_string)
     else:
-        from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
-        credential = ManagedIdentityCredential(client_id=settings.client_id) if settings.client_id \
-            else DefaultAzureCredential()
-        service = BlobServiceClient(settings.service_uri, credential=credential)
+        service = BlobServiceClient(settings.service_uri, credential=app_identity(settings.client_id, False))
     container = service.get_container_client(settings.container)
     try:
         container.create_container()
