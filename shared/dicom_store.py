@@ -45,6 +45,10 @@ class StoreReadError(Exception):
     """Reading an instance's bytes from the store failed part-way; the copy should be retried."""
 
 
+class StoreRefusedError(Exception):
+    """The store refuses the service's credentials (401/403): the export fails with this message for the caller."""
+
+
 @dataclass(frozen=True)
 class InstancePage:
     """Some instances matching an identifier, and where to go on listing (None when done)."""
@@ -54,9 +58,9 @@ class InstancePage:
 
 
 class InstanceContent(Protocol):
-    """An open instance: its size and its bytes as a stream of chunks."""
+    """An open instance: its size (None when the store does not say) and its bytes as a stream of chunks."""
 
-    size: int
+    size: Optional[int]
 
     def chunks(self) -> AsyncIterator[bytes]:
         """The instance's bytes, in order."""
@@ -71,6 +75,9 @@ class DicomStore(Protocol):
 
     async def open_instance(self, instance: DicomIdentifier) -> InstanceContent:
         """Open an instance for reading; raise InstanceUnavailableError when it is gone."""
+
+    async def source_url(self, instance: DicomIdentifier) -> Optional[str]:
+        """A short-lived read-only URL a destination account can copy the instance from, or None (stream only)."""
 
 
 class _BlobContent:
@@ -122,6 +129,10 @@ class BlobDicomStore:
                     f"The instance could not be read from the DICOM store ({status_text(error)}).") from error
             raise
         return _BlobContent(downloader)
+
+    async def source_url(self, instance: DicomIdentifier) -> Optional[str]:
+        """Not offered yet: every copy streams."""
+        return None
 
 
 def _service_client(settings: StoreSettings):
