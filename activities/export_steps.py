@@ -1,41 +1,53 @@
-"""The export's two activities: `resolve_wave` lists what to copy next, `copy_batch` copies one batch."""
+"""The export's activities: `resolve_batches` stores what to copy, `copy_batch` copies one batch, `end_export` tidies up."""
 import logging
 
 import azure.durable_functions as df
 
 from shared.batch_copy import copy_batch as copy_instances
-from shared.export_session import run_export_step
-from shared.export_state import BatchOutcome, CopyRequest, ResolvedWave, ResolveRequest
-from shared.resolution import resolve_wave as resolve_identifiers
+from shared.export_session import ExportSession, run_export_step
+from shared.export_state import BatchOutcome, CopyRequest, ResolvedBatches, ResolveRequest
+from shared.instance_copy import InstanceCopier
+from shared.resolution import resolve_batches as resolve_identifiers
+from shared.settings import WorkSettings
+from shared.work_store import WorkStore
 
 bp = df.Blueprint()
 
 
 @bp.activity_trigger(input_name="request")
-async def resolve_wave(request: dict) -> dict:
-    """Resolve the next wave of identifiers into batches; not-found identifiers go to errors.log."""
+async def resolve_batches(request: dict) -> dict:
+    """Resolve the next slice of identifiers into stored batches; not-found identifiers go to errors.log."""
     job = ResolveRequest.from_dict(request)
-    wave = await run_export_step(
-        job.operation_id, job.destination,
-        lambda session: resolve_identifiers(job, session.store, session.log),
-        refused=lambda message: ResolvedWave((), 0, job.continuation, 0, refusal=message))
-    logging.info("Export %s resolved %d batches from %d identifiers; %d not found%s", job.operation_id,
-                 len(wave.batches), wave.consumed, wave.skipped, "; destination refused" if wave.refusal else "")
-    return wave.to_dict()
+    resolved = await run_export_step(
+        job.operation_id, lambda session: resolve_identifiers(job, session.store, session.work, session.log),
+        refused=lambda message: ResolvedBatches(0, 0, job.position, job.continuation, 0, refusal=message))
+    logging.info("Export %s resolved %d instances into %d batches; %d identifiers not found%s", job.operation_id,
+                 resolved.instances, resolved.batches, resolved.skipped, "; refused" if resolved.refusal else "")
+    return resolved.to_dict()
 
 
 @bp.activity_trigger(input_name="request")
 async def copy_batch(request: dict) -> dict:
-    """Copy one batch to the destination and return its counts (or the destination's refusal)."""
+    """Copy one stored batch to the destination and return its counts and copy mode (or the refusal)."""
     job = CopyRequest.from_dict(request)
 
-    async def step(session) -> BatchOutcome:
-        progress = await copy_instances(job.batch, session.store, session.destination, session.container,
-                                        job.operation_id, session.log, job.copies_in_flight)
-        return BatchOutcome(progress.exported, progress.skipped)
+    async def step(session: ExportSession) -> BatchOutcome:
+        batch = await session.work.load_batch(job.operation_id, job.batch_index)
+        copier = InstanceCopier(session.store, session.destination, session.container, job.operation_id,
+                                job.copy_mode)
+        progress = await copy_instances(batch, copier, session.log, job.copies_in_flight)
+        return BatchOutcome(progress.exported, progress.skipped, copier.mode)
 
-    outcome = await run_export_step(job.operation_id, job.destination, step,
-                                    refused=lambda message: BatchOutcome(refusal=message))
-    logging.info("Export %s copied a batch: %d exported, %d skipped%s", job.operation_id, outcome.exported,
-                 outcome.skipped, "; destination refused" if outcome.refusal else "")
+    outcome = await run_export_step(job.operation_id, step, refused=lambda message: BatchOutcome(refusal=message))
+    logging.info("Export %s copied batch %d: %d exported, %d skipped, mode %s%s", job.operation_id, job.batch_index,
+                 outcome.exported, outcome.skipped, outcome.copy_mode, "; refused" if outcome.refusal else "")
     return outcome.to_dict()
+
+
+@bp.activity_trigger(input_name="operation_id")
+async def end_export(operation_id: str) -> int:
+    """Delete the operation's working files, its sealed destination first, so the credential is no longer usable."""
+    work = await WorkStore.connect(WorkSettings.from_environment())
+    deleted = await work.discard(operation_id)
+    logging.info("Export %s ended; %d working files deleted", operation_id, deleted)
+    return deleted

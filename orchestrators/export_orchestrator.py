@@ -1,7 +1,7 @@
-"""The export orchestration: one generation resolves a wave, copies its batches in parallel, then continues as new."""
+"""The export orchestration: each generation resolves ahead while copying the next batches, then continues as new."""
 import azure.durable_functions as df
 
-from shared.export_state import BatchOutcome, ExportCheckpoint, Progress, ResolvedWave
+from shared.export_state import BatchOutcome, ExportCheckpoint, ResolvedBatches
 from shared.operation_status import ExportFailedError
 from shared.settings import ACTIVITY_ATTEMPTS, ACTIVITY_FIRST_RETRY_MS
 
@@ -12,23 +12,32 @@ ACTIVITY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=ACTIVITY_F
 
 @bp.orchestration_trigger(context_name="context")
 def export_orchestrator(context: df.DurableOrchestrationContext):
-    """Export one wave per generation; history holds at most 1 + batches-in-flight activities (plus retries)."""
+    """One generation = at most one resolve_batches and `batches in flight` copy_batch calls (then end_export once).
+
+    History per generation is at most 10 + 2 × batches in flight events, plus 4 per activity retry, whatever the
+    export's size: identifiers and resolved batches live in the service's work container, not in the history.
+    """
     checkpoint = ExportCheckpoint.from_dict(context.get_input(expected_type=dict))
-    context.set_custom_status(checkpoint.progress.to_dict())
-    wave = ResolvedWave.from_dict((yield context.call_activity_with_retry(
-        "resolve_wave", ACTIVITY_RETRY, checkpoint.resolve_request().to_dict())))
-    outcomes = []
-    if wave.batches and not wave.refusal:
-        results = yield context.task_all([
-            context.call_activity_with_retry("copy_batch", ACTIVITY_RETRY, checkpoint.copy_request(b).to_dict())
-            for b in wave.batches])
-        outcomes = [BatchOutcome.from_dict(result) for result in results]
-    progress = sum((o.progress for o in outcomes), checkpoint.progress + Progress(skipped=wave.skipped))
-    context.set_custom_status(progress.to_dict())
-    refusal = wave.refusal or next((o.refusal for o in outcomes if o.refusal), None)
+    context.set_custom_status(checkpoint.status())
+    resolving = not checkpoint.resolved
+    tasks = [context.call_activity_with_retry("resolve_batches", ACTIVITY_RETRY, checkpoint.resolve_request().to_dict())
+             ] if resolving else []
+    tasks += [context.call_activity_with_retry("copy_batch", ACTIVITY_RETRY, checkpoint.copy_request(i).to_dict())
+              for i in checkpoint.batches_to_copy()]
+    try:
+        results = (yield context.task_all(tasks)) if tasks else []
+    except Exception:
+        yield context.call_activity_with_retry("end_export", ACTIVITY_RETRY, checkpoint.operation_id)
+        raise
+    resolved = ResolvedBatches.from_dict(results[0]) if resolving else None
+    outcomes = [BatchOutcome.from_dict(result) for result in results[int(resolving):]]
+    following = checkpoint.advance(resolved, outcomes)
+    context.set_custom_status(following.status())
+    refusal = (resolved.refusal if resolved else None) or next((o.refusal for o in outcomes if o.refusal), None)
+    if refusal or following.finished:
+        yield context.call_activity_with_retry("end_export", ACTIVITY_RETRY, checkpoint.operation_id)
     if refusal:
         raise ExportFailedError(refusal)
-    following = checkpoint.advance(wave, progress)
     if following.finished:
-        return progress.to_dict()
+        return following.progress.to_dict()
     context.continue_as_new(following.to_dict())

@@ -4,13 +4,11 @@ from __future__ import annotations
 import asyncio
 from typing import Awaitable, Iterable, List
 
-from azure.storage.blob.aio import ContainerClient
-
-from shared.destination import BlobDestination, result_blob_name
-from shared.dicom_store import DicomStore, InstanceUnavailableError
+from shared.dicom_store import NOT_FOUND_MESSAGES, InstanceUnavailableError
 from shared.error_log import ErrorLog
 from shared.export_state import InstanceBatch, Progress
 from shared.identifiers import DicomIdentifier
+from shared.instance_copy import InstanceCopier
 
 
 async def _first_failure_cancels_rest(jobs: Iterable[Awaitable[bool]]) -> List[bool]:
@@ -27,23 +25,22 @@ async def _first_failure_cancels_rest(jobs: Iterable[Awaitable[bool]]) -> List[b
     return [task.result() for task in tasks]
 
 
-async def copy_batch(batch: InstanceBatch, store: DicomStore, destination: BlobDestination,
-                     container: ContainerClient, operation_id: str, log: ErrorLog, copies_in_flight: int) -> Progress:
-    """Stream each instance into `<id>/results/...`; a vanished source is logged and skipped, refusals propagate."""
+async def copy_batch(batch: InstanceBatch, copier: InstanceCopier, log: ErrorLog, copies_in_flight: int) -> Progress:
+    """Copy each instance to `<id>/results/...`; one the store cannot serve is logged and skipped, refusals propagate.
+
+    An instance the caller named that the store does not have is logged as not found, as resolution would.
+    """
     semaphore = asyncio.Semaphore(copies_in_flight)
 
-    async def copy_one(instance: DicomIdentifier) -> bool:
+    async def copy_one(instance: DicomIdentifier, named: bool) -> bool:
         async with semaphore:
             try:
-                content = await store.open_instance(instance)
+                await copier.copy(instance)
             except InstanceUnavailableError as error:
-                log.add(str(instance), str(error))
+                log.add(str(instance), NOT_FOUND_MESSAGES["instance"] if named else str(error))
                 return False
-            async with destination.guard():
-                await container.get_blob_client(result_blob_name(operation_id, instance)).upload_blob(
-                    content.chunks(), length=content.size, overwrite=True)
             return True
 
-    copied = await _first_failure_cancels_rest(copy_one(instance) for instance in batch.instances())
+    copied = await _first_failure_cancels_rest(copy_one(instance, named) for instance, named in batch.instances())
     exported = sum(copied)
     return Progress(exported=exported, skipped=len(copied) - exported)

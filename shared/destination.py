@@ -1,6 +1,7 @@
 """The caller's blob container: validating its settings, connecting to it, and naming what is written there."""
 from __future__ import annotations
 
+import json
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Dict, Optional
@@ -10,8 +11,8 @@ from azure.storage.blob.aio import ContainerClient
 
 from shared.identifiers import DicomIdentifier
 from shared.identity import app_identity
+from shared.storage_clients import TRANSFER_OPTIONS, cached_client, process_identity, shared_transport
 from shared.storage_errors import error_code, is_client_error, status_text
-
 
 
 def result_blob_name(operation_id: str, instance: DicomIdentifier) -> str:
@@ -80,6 +81,13 @@ class BlobDestination:
         finally:
             if credential is not None:
                 await credential.close()
+
+    def shared_client(self, identity_client_id: Optional[str] = None) -> ContainerClient:
+        """This process's client for the destination, on the account's shared connection pool; never closed."""
+        def build() -> ContainerClient:
+            credential = process_identity(identity_client_id) if self.use_managed_identity else None
+            return self._client(credential, transport=shared_transport(self._client().url), **TRANSFER_OPTIONS)
+        return cached_client(json.dumps(self.to_dict(), sort_keys=True) + f"|{identity_client_id}", build)
 
     @asynccontextmanager
     async def guard(self) -> AsyncIterator[None]:

@@ -1,20 +1,24 @@
 """The DICOM store the service exports from: a blob container holding `<study>/<series>/<sop>.dcm`."""
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import AsyncIterator, List, Optional, Protocol
 
 from azure.core.exceptions import HttpResponseError
-from azure.storage.blob.aio import BlobServiceClient, ContainerClient
+from azure.storage.blob import BlobSasPermissions, UserDelegationKey, generate_blob_sas
+from azure.storage.blob.aio import BlobServiceClient
 
 from shared.errors import InvalidRequestError
 from shared.identifiers import DicomIdentifier, parse_identifier
-from shared.identity import app_identity
 from shared.settings import StoreSettings
+from shared.storage_clients import blob_service, cached_client
 from shared.storage_errors import is_client_error, status_text
 
 _VANISHED_STATUSES = {404, 410, 412}
+SOURCE_SAS_LIFETIME = timedelta(minutes=15)
+SOURCE_SAS_CLOCK_SKEW = timedelta(minutes=5)
+DELEGATION_KEY_LIFETIME = timedelta(hours=2)
 NOT_FOUND_MESSAGES = {
     "study": "The specified study cannot be found.",
     "series": "The specified series cannot be found.",
@@ -93,11 +97,19 @@ class _BlobContent:
             raise StoreReadError(f"Reading from the DICOM store failed ({status_text(error)}).") from error
 
 
+def _refusal(error: HttpResponseError) -> StoreRefusedError:
+    return StoreRefusedError(
+        f"The DICOM store refused the export service's credentials ({status_text(error)}): check the "
+        "DICOM_STORE setting, or the role of the service's managed identity on the store.")
+
+
 class BlobDicomStore:
     """A DicomStore backed by a blob container laid out as `<study>/<series>/<sop>.dcm`."""
 
-    def __init__(self, container: ContainerClient):
-        self._container = container
+    def __init__(self, service: BlobServiceClient, container_name: str):
+        self._service = service
+        self._container = service.get_container_client(container_name)
+        self._delegation_key: Optional[UserDelegationKey] = None
 
     async def list_instances(self, identifier: DicomIdentifier, continuation: Optional[str],
                              limit: int) -> InstancePage:
@@ -107,12 +119,17 @@ class BlobDicomStore:
         pages = self._container.list_blobs(name_starts_with=prefix, results_per_page=limit) \
             .by_page(continuation_token=continuation)
         instances: List[DicomIdentifier] = []
-        async for page in pages:
-            async for blob in page:
-                instance = instance_from_blob_name(blob.name)
-                if instance is not None and (exact is None or blob.name == exact):
-                    instances.append(instance)
-            break
+        try:
+            async for page in pages:
+                async for blob in page:
+                    instance = instance_from_blob_name(blob.name)
+                    if instance is not None and (exact is None or blob.name == exact):
+                        instances.append(instance)
+                break
+        except HttpResponseError as error:
+            if error.status_code in (401, 403):
+                raise _refusal(error) from error
+            raise
         return InstancePage(instances, pages.continuation_token or None)
 
     async def open_instance(self, instance: DicomIdentifier) -> InstanceContent:
@@ -131,24 +148,44 @@ class BlobDicomStore:
         return _BlobContent(downloader)
 
     async def source_url(self, instance: DicomIdentifier) -> Optional[str]:
-        """Not offered yet: every copy streams."""
-        return None
+        """The blob's URL with a read-only SAS for this blob alone, valid for a few minutes.
+
+        The SAS is signed with the account key (connection string), is the connection string's own SAS, or is a
+        user delegation SAS when the store is reached with a managed identity.
+        """
+        blob = self._container.get_blob_client(store_blob_name(instance))
+        if "?" in blob.url:
+            return blob.url
+        now = datetime.now(timezone.utc)
+        signing: dict = {}
+        account_key = getattr(self._service.credential, "account_key", None)
+        if account_key:
+            signing["account_key"] = account_key
+        else:
+            signing["user_delegation_key"] = await self._user_delegation_key(now)
+        sas = generate_blob_sas(blob.account_name, blob.container_name, blob.blob_name,
+                                permission=BlobSasPermissions(read=True), start=now - SOURCE_SAS_CLOCK_SKEW,
+                                expiry=now + SOURCE_SAS_LIFETIME, **signing)
+        return f"{blob.url}?{sas}"
+
+    async def _user_delegation_key(self, now: datetime) -> UserDelegationKey:
+        key = self._delegation_key
+        if key is None or _parse_time(key.signed_expiry) - now < SOURCE_SAS_LIFETIME * 2:
+            try:
+                key = await self._service.get_user_delegation_key(now - SOURCE_SAS_CLOCK_SKEW,
+                                                                  now + DELEGATION_KEY_LIFETIME)
+            except HttpResponseError as error:
+                if error.status_code in (401, 403):
+                    raise _refusal(error) from error
+                raise
+            self._delegation_key = key
+        return key
 
 
-def _service_client(settings: StoreSettings):
-    if settings.connection_string:
-        return BlobServiceClient.from_connection_string(settings.connection_string), None
-    credential = app_identity(settings.client_id)
-    return BlobServiceClient(settings.service_uri, credential=credential), credential
+def _parse_time(text: str) -> datetime:
+    return datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
 
 
-@asynccontextmanager
-async def open_store(settings: StoreSettings) -> AsyncIterator[BlobDicomStore]:
-    """Connect to the configured store for the duration of a block."""
-    service, credential = _service_client(settings)
-    try:
-        async with service:
-            yield BlobDicomStore(service.get_container_client(settings.container))
-    finally:
-        if credential is not None:
-            await credential.close()
+def connect_store(settings: StoreSettings) -> DicomStore:
+    """The configured store, on this process's shared client (one per account, reused across activities)."""
+    return cached_client(f"store|{settings}", lambda: BlobDicomStore(blob_service(settings), settings.container))

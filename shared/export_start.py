@@ -1,4 +1,4 @@
-"""Prepares an export before anything starts: checks the destination, creates errors.log, seals credentials."""
+"""Prepares an export before anything starts: checks the destination, creates errors.log, stores identifiers and sealed credentials."""
 from __future__ import annotations
 
 from azure.core.exceptions import AzureError, ServiceRequestError
@@ -10,12 +10,14 @@ from shared.errors import InvalidRequestError
 from shared.export_request import ExportRequest
 from shared.export_state import Batching, ExportCheckpoint
 from shared.sealing import seal
-from shared.settings import ExportSettings
+from shared.settings import ExportSettings, WorkSettings
 from shared.timestamps import utc_iso
+from shared.work_store import WorkStore
 
 
 async def prepare_export(request: ExportRequest, operation_id: str, settings: ExportSettings) -> ExportCheckpoint:
-    """Check that the destination takes writes by creating `<id>/errors.log`; return the first checkpoint."""
+    """Check that the destination takes writes by creating `<id>/errors.log`; store the identifiers and the sealed
+    destination among the working files; return the first checkpoint, which holds neither."""
     requested_at = utc_iso()
     key = settings.require_sealing_key()
     destination = request.destination
@@ -33,12 +35,14 @@ async def prepare_export(request: ExportRequest, operation_id: str, settings: Ex
             "check the account's endpoint and that it is reachable.") from None
     except (AzureError, TypeError, ValueError) as error:  # the SDK can trip over a non-storage endpoint's answer
         raise InvalidRequestError(destination.describe_refusal(error)) from None
+    work = await WorkStore.connect(WorkSettings.from_environment())
+    await work.save_identifiers(operation_id, [str(i) for i in request.identifiers])
+    await work.save_sealed_destination(operation_id, seal(destination.to_dict(), key, operation_id))
     return ExportCheckpoint(
         operation_id=operation_id,
         created_time=requested_at,
         error_href=destination.error_href(operation_id),
-        destination=seal(destination.to_dict(), key, operation_id),
-        identifiers=tuple(str(i) for i in request.identifiers),
-        continuation=None,
+        identifier_count=len(request.identifiers),
         batching=Batching(settings.batch_size, settings.batches_in_flight, settings.copies_per_batch),
+        copy_mode=settings.copy_mode,
     )

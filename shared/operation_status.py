@@ -81,6 +81,8 @@ def describe_operation(operation_id: str, runtime_status: str, checkpoint: Any,
         "createdTime": state.created_time if state else utc_iso(created),
         "lastUpdatedTime": utc_iso(last_updated or created),
         "status": status,
+        **({"percentComplete": custom_status["percentComplete"]}
+           if isinstance(custom_status, dict) and isinstance(custom_status.get("percentComplete"), int) else {}),
         "results": {"exported": progress.exported, "skipped": progress.skipped,
                     "errorHref": state.error_href if state else None},
     }

@@ -12,6 +12,8 @@ DEFAULT_BATCH_SIZE = 100
 DEFAULT_BATCHES_IN_FLIGHT = 4
 DEFAULT_COPIES_PER_BATCH = 8
 DEFAULT_STORE_CONTAINER = "dicom"
+DEFAULT_WORK_CONTAINER = "dicom-export-work"
+COPY_MODES = ("auto", "put-from-url", "copy-from-url", "stream")
 ACTIVITY_ATTEMPTS = 4
 ACTIVITY_FIRST_RETRY_MS = 5_000
 
@@ -36,6 +38,12 @@ class ExportSettings:
     sealing_key: Optional[bytes] = None
     identity_client_id: Optional[str] = None
     allow_local_emulator: bool = False
+    copy_mode: str = "auto"
+
+    @property
+    def copies_in_flight(self) -> int:
+        """The most copies one export runs at once: batches in flight × copies per batch."""
+        return self.batches_in_flight * self.copies_per_batch
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] = os.environ) -> "ExportSettings":
@@ -47,6 +55,7 @@ class ExportSettings:
             sealing_key=_sealing_key(env),
             identity_client_id=env.get("EXPORT_IDENTITY_CLIENT_ID") or None,
             allow_local_emulator=_flag(env, "EXPORT_ALLOW_LOCAL_EMULATOR"),
+            copy_mode=_copy_mode(env),
         )
 
     def require_sealing_key(self) -> bytes:
@@ -63,6 +72,14 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if raw not in ("", "true", "false"):
         raise ServiceConfigurationError(f"App setting {name} must be true or false, not '{env[name]}'.")
     return raw == "true"
+
+
+def _copy_mode(env: Mapping[str, str]) -> str:
+    raw = env.get("EXPORT_COPY_MODE", "").strip().lower() or "auto"
+    if raw not in COPY_MODES:
+        raise ServiceConfigurationError(
+            f"App setting EXPORT_COPY_MODE must be one of {', '.join(COPY_MODES)}, not '{env['EXPORT_COPY_MODE']}'.")
+    return raw
 
 
 def _sealing_key(env: Mapping[str, str]) -> Optional[bytes]:
@@ -88,16 +105,38 @@ class StoreSettings:
     client_id: Optional[str] = None
 
     @classmethod
+    def _from_setting(cls, env: Mapping[str, str], name: str, container: str) -> Optional["StoreSettings"]:
+        """The account named by app setting `name` (a connection string) or `name__blobServiceUri`, if set."""
+        if env.get(name):
+            return cls(container, connection_string=env[name])
+        if env.get(f"{name}__blobServiceUri"):
+            return cls(container, service_uri=env[f"{name}__blobServiceUri"],
+                       client_id=env.get(f"{name}__clientId") or None)
+        return None
+
+    @classmethod
     def from_environment(cls, env: Mapping[str, str] = os.environ) -> "StoreSettings":
         """Read DICOM_STORE (or DICOM_STORE__blobServiceUri), falling back to AzureWebJobsStorage."""
         container = env.get("DICOM_STORE_CONTAINER", "").strip() or DEFAULT_STORE_CONTAINER
-        if env.get("DICOM_STORE"):
-            return cls(container, connection_string=env["DICOM_STORE"])
-        if env.get("DICOM_STORE__blobServiceUri"):
-            return cls(container, service_uri=env["DICOM_STORE__blobServiceUri"],
-                       client_id=env.get("DICOM_STORE__clientId") or None)
-        if env.get("AzureWebJobsStorage"):
-            return cls(container, connection_string=env["AzureWebJobsStorage"])
-        raise ServiceConfigurationError(
-            "No DICOM store is configured: set DICOM_STORE (a connection string), DICOM_STORE__blobServiceUri "
-            "(managed identity) or AzureWebJobsStorage.")
+        found = cls._from_setting(env, "DICOM_STORE", container) or cls._from_setting(env, "AzureWebJobsStorage",
+                                                                                     container)
+        if found is None:
+            raise ServiceConfigurationError(
+                "No DICOM store is configured: set DICOM_STORE (a connection string), DICOM_STORE__blobServiceUri "
+                "(managed identity) or AzureWebJobsStorage.")
+        return found
+
+
+class WorkSettings(StoreSettings):
+    """The service's own storage (AzureWebJobsStorage) and the container holding each export's working files."""
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str] = os.environ) -> "WorkSettings":
+        """Read AzureWebJobsStorage (or AzureWebJobsStorage__blobServiceUri) and EXPORT_WORK_CONTAINER."""
+        container = env.get("EXPORT_WORK_CONTAINER", "").strip() or DEFAULT_WORK_CONTAINER
+        found = cls._from_setting(env, "AzureWebJobsStorage", container)
+        if found is None:
+            raise ServiceConfigurationError(
+                "The service's own storage is not configured: set AzureWebJobsStorage (a connection string) or "
+                "AzureWebJobsStorage__blobServiceUri (managed identity).")
+        return found

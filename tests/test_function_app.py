@@ -25,7 +25,8 @@ def test_index_has_exactly_the_export_functions(indexed_functions):
         "get_operation": ("httpTrigger", ("v{version}/operations/{operationId}", ["GET"], "function"),
                           ["durableClient", "http", "httpTrigger"]),
         "export_orchestrator": ("orchestrationTrigger", None, ["orchestrationTrigger"]),
-        "resolve_wave": ("activityTrigger", None, ["activityTrigger"]),
+        "resolve_batches": ("activityTrigger", None, ["activityTrigger"]),
+        "end_export": ("activityTrigger", None, ["activityTrigger"]),
         "copy_batch": ("activityTrigger", None, ["activityTrigger"]),
     }
 

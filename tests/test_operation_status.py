@@ -11,7 +11,7 @@ from tests.export_client import get_operation
 
 CREATED = "2026-11-22T08:00:00.000000Z"
 CHECKPOINT = ExportCheckpoint("ab" * 16, CREATED, "https://acct.blob.core.windows.net/c1/" + "ab" * 16 + "/errors.log",
-                              "sealed", ("1.2",), None, Batching(100, 4, 8), Progress(5, 1))
+                              1, Batching(100, 4, 8), progress=Progress(5, 1))
 
 STATUS_CASES = [
     ("Pending", 1, 202, "notStarted"), ("Pending", 2, 202, "notStarted"),

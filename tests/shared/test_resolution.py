@@ -1,66 +1,80 @@
-"""Resolution of identifiers into waves of batches, with a cursor across waves."""
-from azure.storage.blob.aio import ContainerClient
+"""Resolution of identifiers into stored batches, a bounded slice per call, with a cursor across calls."""
+import uuid
 
-from shared.dicom_store import BlobDicomStore
+from shared.dicom_store import connect_store
 from shared.error_log import ErrorLog, create_error_log
 from shared.export_state import Batching, ResolveRequest
-from shared.resolution import resolve_wave
+from shared.resolution import resolve_batches
+from shared.settings import StoreSettings, WorkSettings
+from shared.work_store import WorkStore
 from tests.dicom_samples import new_uid
+from tests.export_client import error_lines
 
 
-def _resolve(loop, azurite, destination, identifiers, continuation, batching):
+def _resolve_all(loop, azurite, destination, identifiers, batching):
+    """Call resolve_batches until every identifier is consumed; return the calls' results and the stored batches."""
+    operation_id = uuid.uuid4().hex
+
     async def run():
-        async with ContainerClient.from_connection_string(azurite.connection_string, "dicom") as store_container, \
-                ContainerClient.from_connection_string(azurite.connection_string,
-                                                       destination.container_name) as container:
-            await create_error_log(container, "op")
-            log = ErrorLog(container, "op")
-            wave = await resolve_wave(ResolveRequest("op", "", tuple(identifiers), continuation, batching),
-                                      BlobDicomStore(store_container), log)
-            await log.flush()
-            return wave
+        work = await WorkStore.connect(WorkSettings("dicom-export-work", connection_string=azurite.connection_string))
+        await work.save_identifiers(operation_id, identifiers)
+        from azure.storage.blob.aio import ContainerClient
+        async with ContainerClient.from_connection_string(azurite.connection_string,
+                                                          destination.container_name) as target:
+            await create_error_log(target, operation_id)
+            store = connect_store(StoreSettings("dicom", connection_string=azurite.connection_string))
+            calls, position, continuation, batches = [], 0, None, 0
+            while position < len(identifiers) or continuation is not None:
+                log = ErrorLog(target, operation_id)
+                result = await resolve_batches(ResolveRequest(operation_id, position, continuation, len(identifiers),
+                                                              batches, batching), store, work, log)
+                await log.flush()
+                calls.append(result)
+                position, continuation, batches = result.position, result.continuation, batches + result.batches
+            stored = [await work.load_batch(operation_id, i) for i in range(batches)]
+            return calls, stored, operation_id
     return loop.run_until_complete(run())
 
 
-def test_a_large_study_is_resolved_over_several_waves(loop, azurite, destination, store):
+def test_a_large_study_is_resolved_over_several_calls_with_a_cursor(loop, azurite, destination, store, monkeypatch):
+    monkeypatch.setattr("shared.resolution.BATCHES_PER_RESOLUTION", 1)
     study, series = new_uid(), new_uid()
     sops = sorted(new_uid() for _ in range(5))
     for sop in sops:
         store.upload_blob(f"{study}/{series}/{sop}.dcm", b"DICM")
     store.upload_blob(f"{study}/{series}/notes.txt", b"not an instance")
     missing = new_uid()
-    batching = Batching(batch_size=2, batches_in_flight=1, copies_per_batch=1)
-    found, continuation, waves = [], None, 0
-    identifiers = [study, missing]
-    while identifiers:
-        wave = _resolve(loop, azurite, destination, identifiers, continuation, batching)
-        waves += 1
-        assert len(wave.batches) <= 1 and all(len(b) <= 2 for b in wave.batches)
-        found += [i.sop for b in wave.batches for i in b.instances()]
-        identifiers, continuation = identifiers[wave.consumed:], wave.continuation
-    assert sorted(found) == sops
-    assert waves == 3
-    log = destination.download_blob("op/errors.log").readall().decode()
-    assert f'"identifier": "{missing}"' in log and "The specified study cannot be found." in log
+    calls, stored, operation_id = _resolve_all(loop, azurite, destination, [study, missing], Batching(2, 1, 1))
+    assert [(c.batches, c.instances, c.position, c.skipped) for c in calls] == [
+        (1, 2, 0, 0), (1, 2, 0, 0), (1, 1, 2, 1)]
+    assert [c.continuation.found for c in calls[:2]] == [True, True]
+    assert sorted(i.sop for b in stored for i, _ in b.instances()) == sops
+    assert [(line["identifier"], line["error"]) for line in error_lines(destination, operation_id)] == [
+        (missing, "The specified study cannot be found.")]
 
 
-def test_an_instance_identifier_matches_only_its_exact_blob(loop, azurite, destination, store):
-    study, series, sop = new_uid(), new_uid(), new_uid()
-    store.upload_blob(f"{study}/{series}/{sop}1.dcm", b"DICM")
-    wave = _resolve(loop, azurite, destination, [f"{study}/{series}/{sop}"], None, Batching(10, 1, 1))
-    assert (wave.batches, wave.consumed, wave.skipped) == ((), 1, 1)
+def test_instance_identifiers_become_named_instances_without_listing(loop, azurite, destination, store):
+    study, series = new_uid(), new_uid()
+    named = [f"{study}/{series}/{new_uid()}" for _ in range(3)]
+    calls, stored, operation_id = _resolve_all(loop, azurite, destination, named, Batching(2, 1, 1))
+    assert [(c.batches, c.instances, c.position, c.skipped) for c in calls] == [(2, 3, 3, 0)]
+    assert [[(str(i), was_named) for i, was_named in b.instances()] for b in stored] == [
+        [(named[0], True), (named[1], True)], [(named[2], True)]]
+    assert error_lines(destination, operation_id) == []
 
 
-def test_an_identifier_with_only_non_instance_blobs_over_several_pages_is_not_found(loop, azurite, destination, store):
+def test_an_identifier_with_only_non_instance_blobs_over_several_pages_is_not_found(loop, azurite, destination,
+                                                                                     store, monkeypatch):
+    monkeypatch.setattr("shared.resolution.LISTINGS_PER_RESOLUTION", 2)
+    monkeypatch.setattr("shared.resolution.BATCHES_PER_RESOLUTION", 1)
     study, real_study, series = new_uid(), new_uid(), new_uid()
     for index in range(5):
         store.upload_blob(f"{study}/{series}/readme{index}.txt", b"not an instance")
     store.upload_blob(f"{real_study}/{series}/{new_uid()}.dcm", b"DICM")
-    batching = Batching(batch_size=2, batches_in_flight=1, copies_per_batch=1)
-    identifiers, continuation, skipped, exported = [real_study, study], None, 0, 0
-    while identifiers:
-        wave = _resolve(loop, azurite, destination, identifiers, continuation, batching)
-        skipped += wave.skipped
-        exported += sum(len(b) for b in wave.batches)
-        identifiers, continuation = identifiers[wave.consumed:], wave.continuation
-    assert (exported, skipped) == (1, 1)
+    calls, stored, operation_id = _resolve_all(loop, azurite, destination, [real_study, study], Batching(2, 1, 1))
+    assert sum(c.instances for c in calls) == 1 and sum(c.skipped for c in calls) == 1
+    # two listings per call, pages of at most the free capacity: the real study and one blob, then 2 + 2 blobs
+    assert [(c.instances, c.position, c.skipped, c.continuation is None) for c in calls] == [
+        (1, 1, 0, False), (0, 2, 1, True)]
+    assert [(line["identifier"], line["error"]) for line in error_lines(destination, operation_id)] == [
+        (study, "The specified study cannot be found.")]
