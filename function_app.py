@@ -68,7 +68,7 @@ async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationCli
     operation_id = uuid.uuid4().hex
     try:
         settings = ExportSettings.from_environment()
-        request = parse_export_request(req.get_body(), settings.allow_local_emulator)
+        request = parse_export_request(req.get_body(), settings.allowed_destinations)
         checkpoint = await prepare_export(request, operation_id, settings)
     except InvalidRequestError as error:
         return _text(400, str(error))

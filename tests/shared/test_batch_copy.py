@@ -6,6 +6,7 @@ from azure.storage.blob.aio import ContainerClient
 
 from shared.batch_copy import copy_batch
 from shared.destination import DestinationRefusedError
+from shared.destination_allowlist import DestinationAllowlist
 from shared.destination_settings import parse_destination
 from shared.dicom_store import BlobDicomStore
 from shared.error_log import ErrorLog, create_error_log
@@ -33,7 +34,7 @@ class CountingStore:
 
 def _copy(loop, azurite, container_name, batch, copies):
     destination = parse_destination({"connectionstring": azurite.connection_string,
-                                                 "blobcontainername": container_name}, allow_local_emulator=True)
+                                     "blobcontainername": container_name}, DestinationAllowlist.parse("127.0.0.1"))
 
     async def run():
         async with ContainerClient.from_connection_string(azurite.connection_string, "dicom") as source, \
