@@ -7,7 +7,9 @@ append their completion events → replay, until it completes, fails or continue
 history and, as on the Azure Storage backend, resets the instance's createdTime). Activity retries follow the
 SDK's protocol: TaskFailed, then a TimerCreated/TimerFired pair, then the re-scheduled task. All completions
 of one round are delivered in one episode, which is faithful for orchestrators that schedule new work only
-once a fan-in completes (as ours do).
+once a fan-in completes (as ours do). Terminating an instance (`instances/{id}/terminate`) marks it Terminated
+with the reason as output, as the extension does: activities already running finish, but their results are
+dropped and nothing more is scheduled; terminating an ended instance answers 410.
 """
 from __future__ import annotations
 

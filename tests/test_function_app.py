@@ -24,6 +24,8 @@ def test_index_has_exactly_the_export_functions(indexed_functions):
                          ["durableClient", "http", "httpTrigger"]),
         "get_operation": ("httpTrigger", ("v{version}/operations/{operationId}", ["GET"], "function"),
                           ["durableClient", "http", "httpTrigger"]),
+        "cancel_operation": ("httpTrigger", ("v{version}/operations/{operationId}", ["DELETE"], "function"),
+                             ["durableClient", "http", "httpTrigger"]),
         "export_orchestrator": ("orchestrationTrigger", None, ["orchestrationTrigger"]),
         "resolve_wave": ("activityTrigger", None, ["activityTrigger"]),
         "copy_batch": ("activityTrigger", None, ["activityTrigger"]),
