@@ -120,7 +120,7 @@ class DurableHost:
 
     async def start(self) -> "DurableHost":
         """Serve the management API on a free loopback port."""
-        server = web.Application()
+        server = web.Application(client_max_size=256 * 1024 * 1024)  # the extension takes large inputs (into blobs)
         server.router.add_post("/durabletask/orchestrators/{name}/{instance_id}", self._start_new)
         server.router.add_get("/durabletask/instances/{instance_id}", self._get_status)
         server.router.add_post("/durabletask/instances/{instance_id}/terminate", self._terminate)
