@@ -1,7 +1,6 @@
 """The Functions app: HTTP endpoints of the export API and the registration of orchestrators and activities."""
 import json
 import logging
-import re
 import uuid
 from typing import Optional
 from urllib.parse import urlsplit
@@ -11,15 +10,14 @@ import azure.functions as func
 
 from activities.export_steps import bp as export_steps
 from orchestrators.export_orchestrator import bp as export_orchestration
-from shared.errors import InvalidRequestError, ServiceConfigurationError
+from shared.errors import InvalidRequestError, OperationFinishedError, OperationNotFoundError, ServiceConfigurationError
 from shared.export_request import parse_export_request
 from shared.export_start import prepare_export
-from shared.operation_status import describe_operation
+from shared.operation_control import cancel_export, describe_export, find_export
 from shared.settings import ExportSettings
 
 SUPPORTED_VERSIONS = {"1": 1, "2": 2}
 ORCHESTRATOR = "export_orchestrator"
-_OPERATION_ID = re.compile(r"^[0-9a-f]{32}$")
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(export_orchestration)
@@ -68,7 +66,7 @@ async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationCli
     operation_id = uuid.uuid4().hex
     try:
         settings = ExportSettings.from_environment()
-        request = parse_export_request(req.get_body(), settings.allow_local_emulator)
+        request = parse_export_request(req.get_body(), settings.allowed_destinations)
         checkpoint = await prepare_export(request, operation_id, settings)
     except InvalidRequestError as error:
         return _text(400, str(error))
@@ -90,10 +88,27 @@ async def get_operation(req: func.HttpRequest, client: df.DurableOrchestrationCl
     if version is None:
         return _version_not_found(req)
     operation_id = req.route_params.get("operationId", "")
-    status = await client.get_status(operation_id, show_input=True) if _OPERATION_ID.match(operation_id) else None
-    if not status or status.name != ORCHESTRATOR:
-        return _text(404, f"No export operation has the id '{operation_id}'.")
-    state = describe_operation(operation_id, status.runtime_status.value, status.input_, status.custom_status,
-                               status.output, status.created_time, status.last_updated_time, version)
+    try:
+        state = describe_export(operation_id, await find_export(client, operation_id, ORCHESTRATOR), version)
+    except OperationNotFoundError as error:
+        return _text(404, str(error))
     location = _operation_href(req, version, operation_id) if state.in_progress else None
     return _json(state.status_code, state.body, location=location)
+
+
+@app.route(route="v{version}/operations/{operationId}", methods=["DELETE"])
+@app.durable_client_input(client_name="client")
+async def cancel_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """DELETE /v{n}/operations/{id}: cancel a running export; 200 with its canceled status, 404 unknown, 409 ended."""
+    version = _api_version(req)
+    if version is None:
+        return _version_not_found(req)
+    operation_id = req.route_params.get("operationId", "")
+    try:
+        state = await cancel_export(client, operation_id, ORCHESTRATOR, version)
+    except OperationNotFoundError as error:
+        return _text(404, str(error))
+    except OperationFinishedError as error:
+        return _text(409, str(error))
+    logging.info("Export %s canceled", operation_id)
+    return _json(state.status_code, state.body)

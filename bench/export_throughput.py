@@ -69,7 +69,7 @@ def main() -> None:
     azurite = Azurite().start()
     try:
         os.environ.update({"AzureWebJobsStorage": azurite.connection_string, "DICOM_STORE_CONTAINER": "dicom",
-                           "EXPORT_ALLOW_LOCAL_EMULATOR": "true",
+                           "EXPORT_ALLOWED_DESTINATION_HOSTS": "127.0.0.1",
                            "EXPORT_SEALING_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="})
         service = BlobServiceClient.from_connection_string(azurite.connection_string)
         service.get_container_client("export").create_container()

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Iterable, List
+from typing import Awaitable, Callable, Iterable, List, Optional
 
 from shared.dicom_store import NOT_FOUND_MESSAGES, InstanceUnavailableError
 from shared.error_log import ErrorLog
 from shared.export_state import InstanceBatch, Progress
 from shared.identifiers import DicomIdentifier
 from shared.instance_copy import InstanceCopier
+from shared.work_store import OperationRevokedError
 
 
-async def _first_failure_cancels_rest(jobs: Iterable[Awaitable[bool]]) -> List[bool]:
+async def _first_failure_cancels_rest(jobs: Iterable[Awaitable[Optional[bool]]]) -> List[Optional[bool]]:
     tasks = [asyncio.ensure_future(job) for job in jobs]
     if not tasks:
         return []
@@ -25,15 +26,20 @@ async def _first_failure_cancels_rest(jobs: Iterable[Awaitable[bool]]) -> List[b
     return [task.result() for task in tasks]
 
 
-async def copy_batch(batch: InstanceBatch, copier: InstanceCopier, log: ErrorLog, copies_in_flight: int) -> Progress:
+async def copy_batch(batch: InstanceBatch, copier: InstanceCopier, log: ErrorLog, copies_in_flight: int,
+                     stopped: Callable[[], bool] = lambda: False) -> Progress:
     """Copy each instance to `<id>/results/...`; one the store cannot serve is logged and skipped, refusals propagate.
 
-    An instance the caller named that the store does not have is logged as not found, as resolution would.
+    An instance the caller named that the store does not have is logged as not found, as resolution would. Once
+    `stopped()` (the operation was canceled), no further copy starts, copies in flight finish, and
+    OperationRevokedError is raised.
     """
     semaphore = asyncio.Semaphore(copies_in_flight)
 
-    async def copy_one(instance: DicomIdentifier, named: bool) -> bool:
+    async def copy_one(instance: DicomIdentifier, named: bool) -> Optional[bool]:
         async with semaphore:
+            if stopped():
+                return None
             try:
                 await copier.copy(instance)
             except InstanceUnavailableError as error:
@@ -42,5 +48,7 @@ async def copy_batch(batch: InstanceBatch, copier: InstanceCopier, log: ErrorLog
             return True
 
     copied = await _first_failure_cancels_rest(copy_one(instance, named) for instance, named in batch.instances())
+    if None in copied:
+        raise OperationRevokedError("The export was canceled while this batch was being copied.")
     exported = sum(copied)
     return Progress(exported=exported, skipped=len(copied) - exported)

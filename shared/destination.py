@@ -50,6 +50,7 @@ class BlobDestination:
         return cls(**values)
 
     def _client(self, credential: Any = None, **options: Any) -> ContainerClient:
+        options["permit_redirects"] = False  # a redirect could lead a SAS or token off the allowed hosts
         if self.connection_string:
             return ContainerClient.from_connection_string(self.connection_string, self.container_name, **options)
         return ContainerClient.from_container_url(self.container_uri, credential=credential, **options)

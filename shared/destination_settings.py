@@ -6,11 +6,12 @@ import binascii
 import ipaddress
 import re
 from typing import Any, Dict, Mapping, Optional, Union
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
 from azure.storage.blob.aio import ContainerClient
 
 from shared.destination import BlobDestination, without_query
+from shared.destination_allowlist import DEFAULT_ALLOWLIST, DestinationAllowlist
 from shared.errors import InvalidRequestError, quote_value
 
 EMULATOR_ACCOUNT = "devstoreaccount1"
@@ -48,32 +49,6 @@ def _is_path_style(host: str) -> bool:
     return host == "localhost" or _ip_address(host) is not None
 
 
-def _check_endpoint(url: str, field: str, allow_local_emulator: bool) -> SplitResult:
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        parts.port
-    except ValueError:
-        raise InvalidRequestError(f"{field} is not a valid URL: '{without_query(url)}'.") from None
-    if parts.username or parts.password:
-        raise InvalidRequestError(f"{field} must not carry a user name or password, but '{parts.netloc}' does.")
-    if not host or parts.scheme not in ("http", "https"):
-        raise InvalidRequestError(f"{field} must be an absolute https URL, not '{without_query(url)}'.")
-    address = _ip_address(host)
-    if address is not None and address.is_link_local:
-        raise InvalidRequestError(f"{field} points at the link-local address '{host}', which is never allowed.")
-    if is_loopback_host(host):
-        if not allow_local_emulator:
-            raise InvalidRequestError(
-                f"{field} points at this machine ('{host}'), which is only allowed for the local storage emulator "
-                "when the app setting EXPORT_ALLOW_LOCAL_EMULATOR is true.")
-    elif parts.scheme != "https":
-        raise InvalidRequestError(
-            f"{field} must use https (plain http is only accepted for the local storage emulator), "
-            f"not '{without_query(url)}'.")
-    return parts
-
-
 def _check_container_name(name: str, field: str) -> None:
     if not _CONTAINER_NAME.match(name):
         raise InvalidRequestError(
@@ -90,10 +65,11 @@ def _optional_string(settings: Mapping[str, Any], key: str, field: str) -> Optio
     return value.strip()
 
 
-def parse_destination(settings: Mapping[str, Any], allow_local_emulator: bool = False) -> BlobDestination:
+def parse_destination(settings: Mapping[str, Any],
+                      allowlist: DestinationAllowlist = DEFAULT_ALLOWLIST) -> BlobDestination:
     """Validate `destination.settings` (keys already lower-cased); raise InvalidRequestError naming the problem.
 
-    Destinations on this machine (the local storage emulator) are accepted only with `allow_local_emulator`.
+    The host the storage SDK would connect to must pass `allowlist` (EXPORT_ALLOWED_DESTINATION_HOSTS).
     """
     uri = _optional_string(settings, "blobcontaineruri", f"{_SETTINGS}.blobContainerUri")
     conn = _optional_string(settings, "connectionstring", f"{_SETTINGS}.connectionString")
@@ -109,9 +85,9 @@ def parse_destination(settings: Mapping[str, Any], allow_local_emulator: bool = 
             f"{_SETTINGS}: 'blobContainerUri' cannot be combined with 'connectionString' or "
             "'blobContainerName'; give either the container URI or the connection string and container name.")
     if uri:
-        return _from_uri(uri, use_mi, allow_local_emulator)
+        return _from_uri(uri, use_mi, allowlist)
     if conn and name:
-        return _from_connection_string(conn, name, use_mi, allow_local_emulator)
+        return _from_connection_string(conn, name, use_mi, allowlist)
     if conn:
         raise InvalidRequestError(
             f"{_SETTINGS}.blobContainerName is missing: a 'connectionString' needs the name of the container.")
@@ -124,9 +100,9 @@ def parse_destination(settings: Mapping[str, Any], allow_local_emulator: bool = 
         "'blobContainerName'.")
 
 
-def _from_uri(uri: str, use_mi: bool, allow_local_emulator: bool) -> BlobDestination:
+def _from_uri(uri: str, use_mi: bool, allowlist: DestinationAllowlist) -> BlobDestination:
     field = f"{_SETTINGS}.blobContainerUri"
-    parts = _check_endpoint(uri, field, allow_local_emulator)
+    parts = allowlist.check(uri, field)
     if use_mi and "sig=" in parts.query.lower():
         raise InvalidRequestError(
             f"{_SETTINGS}.useManagedIdentity cannot be true when {field} carries a SAS token; "
@@ -145,10 +121,12 @@ def _from_uri(uri: str, use_mi: bool, allow_local_emulator: bool) -> BlobDestina
             f"{field} '{without_query(uri)}' has a path below the container; give the container's URL "
             "alone, such as https://<account>.blob.core.windows.net/<container>.")
     _check_container_name(segments[-1], f"The container in {field}")
-    return BlobDestination(container_uri=uri, use_managed_identity=use_mi)
+    destination = BlobDestination(container_uri=uri, use_managed_identity=use_mi)
+    allowlist.check(destination.container_url, field)
+    return destination
 
 
-def _from_connection_string(conn: str, name: str, use_mi: bool, allow_local_emulator: bool) -> BlobDestination:
+def _from_connection_string(conn: str, name: str, use_mi: bool, allowlist: DestinationAllowlist) -> BlobDestination:
     field = f"{_SETTINGS}.connectionString"
     if use_mi:
         raise InvalidRequestError(
@@ -157,12 +135,8 @@ def _from_connection_string(conn: str, name: str, use_mi: bool, allow_local_emul
     pairs = _parse_connection_string(conn)
     endpoint = pairs.get("blobendpoint")
     if endpoint:
-        _check_endpoint(endpoint, f"The BlobEndpoint in {field}", allow_local_emulator)
+        allowlist.check(endpoint, f"The BlobEndpoint in {field}")
     development = pairs.get("usedevelopmentstorage", "").lower() == "true"
-    if development and not allow_local_emulator:
-        raise InvalidRequestError(
-            f"{field} names the local storage emulator (UseDevelopmentStorage=true), which is only allowed "
-            "when the app setting EXPORT_ALLOW_LOCAL_EMULATOR is true.")
     emulator = development or (pairs.get("accountname") == EMULATOR_ACCOUNT and endpoint is not None
                                and is_loopback_host(urlsplit(endpoint).hostname or ""))
     if "accountkey" in pairs and not emulator:
@@ -183,4 +157,7 @@ def _from_connection_string(conn: str, name: str, use_mi: bool, allow_local_emul
         ContainerClient.from_connection_string(conn, name)
     except ValueError as error:
         raise InvalidRequestError(f"{field} is not a valid Azure Storage connection string: {error}") from None
-    return BlobDestination(connection_string=conn, container_name=name)
+    destination = BlobDestination(connection_string=conn, container_name=name)
+    # the SDK's own reading of the string (AccountName + EndpointSuffix, odd spacing) decides where it connects
+    allowlist.check(destination.container_url, f"The blob endpoint of {field}")
+    return destination

@@ -19,3 +19,11 @@ def quote_value(value: Any) -> str:
         return "a list"
     text = json.dumps(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+class OperationNotFoundError(Exception):
+    """No export operation has the given id; becomes a 404."""
+
+
+class OperationFinishedError(Exception):
+    """The export operation has already ended, so it cannot be canceled; becomes a 409."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Tuple
 
 from shared.destination import BlobDestination
+from shared.destination_allowlist import DEFAULT_ALLOWLIST, DestinationAllowlist
 from shared.destination_settings import parse_destination
 from shared.errors import InvalidRequestError, quote_value
 from shared.identifiers import IDENTIFIER_FORMAT, DicomIdentifier, normalize_identifiers, parse_identifier
@@ -84,8 +85,11 @@ def _load_json(body: bytes) -> Any:
         raise InvalidRequestError("The request body is not valid JSON: it is nested too deeply.") from None
 
 
-def parse_export_request(body: bytes, allow_local_emulator: bool = False) -> ExportRequest:
-    """Validate an export request body; raise InvalidRequestError naming the first field and value at fault."""
+def parse_export_request(body: bytes, allowlist: DestinationAllowlist = DEFAULT_ALLOWLIST) -> ExportRequest:
+    """Validate an export request body; raise InvalidRequestError naming the first field and value at fault.
+
+    The destination's host must pass `allowlist` (EXPORT_ALLOWED_DESTINATION_HOSTS).
+    """
     document = _load_json(body)
     if not isinstance(document, dict):
         raise InvalidRequestError(
@@ -98,4 +102,4 @@ def parse_export_request(body: bytes, allow_local_emulator: bool = False) -> Exp
     identifiers = _identifiers(source)
     settings = _typed_section(document, "destination", DESTINATION_TYPE,
                               "{\"type\": \"azureBlob\", \"settings\": {\"blobContainerUri\": ...}}")
-    return ExportRequest(identifiers, parse_destination(settings, allow_local_emulator))
+    return ExportRequest(identifiers, parse_destination(settings, allowlist))

@@ -12,7 +12,7 @@ from shared.error_log import ErrorLog
 from shared.sealing import unseal
 from shared.settings import ExportSettings, StoreSettings, WorkSettings
 from shared.storage_clients import set_pool_size
-from shared.work_store import OperationRevokedError, WorkStore
+from shared.work_store import OperationRevokedError, StepWatch, WorkStore
 
 T = TypeVar("T")
 
@@ -27,28 +27,31 @@ class ExportSession:
     store: DicomStore
     work: WorkStore
     log: ErrorLog
+    watch: StepWatch
 
 
 async def run_export_step(operation_id: str, step: Callable[[ExportSession], Awaitable[T]],
                           refused: Callable[[str], T]) -> T:
     """Run `step` and flush its error lines; a refusal by the destination or the store becomes `refused(message)`.
 
-    Clients come from the process's shared pools; the destination is unsealed from the working files, so a step
-    of an operation that has ended (and whose sealed destination is deleted) is refused too.
+    Clients come from the process's shared pools. The step registers as running before it unseals the destination
+    from the working files, so a step of an operation that has ended or been canceled is refused, and a cancel
+    waits for a running step to finish its in-flight writes.
     """
     settings = ExportSettings.from_environment()
     set_pool_size(settings.copies_in_flight)
     work = await WorkStore.connect(WorkSettings.from_environment())
     try:
-        sealed = await work.load_sealed_destination(operation_id)
-        destination = BlobDestination.from_dict(unseal(sealed, settings.require_sealing_key(), operation_id))
-        container = destination.shared_client(settings.identity_client_id)
-        session = ExportSession(operation_id, destination, container,
-                                connect_store(StoreSettings.from_environment()), work,
-                                ErrorLog(container, operation_id))
-        result = await step(session)
-        async with destination.guard():
-            await session.log.flush()
-        return result
+        async with work.watch(operation_id) as watch:
+            sealed = await work.load_sealed_destination(operation_id)
+            destination = BlobDestination.from_dict(unseal(sealed, settings.require_sealing_key(), operation_id))
+            container = destination.shared_client(settings.identity_client_id)
+            session = ExportSession(operation_id, destination, container,
+                                    connect_store(StoreSettings.from_environment()), work,
+                                    ErrorLog(container, operation_id), watch)
+            result = await step(session)
+            async with destination.guard():
+                await session.log.flush()
+            return result
     except (DestinationRefusedError, StoreRefusedError, OperationRevokedError) as refusal:
         return refused(str(refusal))

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
+from shared.destination_allowlist import DEFAULT_ALLOWLIST, DestinationAllowlist
 from shared.errors import ServiceConfigurationError
 
 DEFAULT_BATCH_SIZE = 100
@@ -37,7 +38,7 @@ class ExportSettings:
     copies_per_batch: int = DEFAULT_COPIES_PER_BATCH
     sealing_key: Optional[bytes] = None
     identity_client_id: Optional[str] = None
-    allow_local_emulator: bool = False
+    allowed_destinations: DestinationAllowlist = DEFAULT_ALLOWLIST
     copy_mode: str = "auto"
 
     @property
@@ -54,7 +55,7 @@ class ExportSettings:
             copies_per_batch=_whole_number(env, "EXPORT_COPIES_PER_BATCH", DEFAULT_COPIES_PER_BATCH, 64),
             sealing_key=_sealing_key(env),
             identity_client_id=env.get("EXPORT_IDENTITY_CLIENT_ID") or None,
-            allow_local_emulator=_flag(env, "EXPORT_ALLOW_LOCAL_EMULATOR"),
+            allowed_destinations=_allowed_destinations(env),
             copy_mode=_copy_mode(env),
         )
 
@@ -67,11 +68,9 @@ class ExportSettings:
         return self.sealing_key
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw not in ("", "true", "false"):
-        raise ServiceConfigurationError(f"App setting {name} must be true or false, not '{env[name]}'.")
-    return raw == "true"
+def _allowed_destinations(env: Mapping[str, str]) -> DestinationAllowlist:
+    raw = env.get("EXPORT_ALLOWED_DESTINATION_HOSTS", "").strip()
+    return DestinationAllowlist.parse(raw) if raw else DEFAULT_ALLOWLIST
 
 
 def _copy_mode(env: Mapping[str, str]) -> str:

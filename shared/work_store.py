@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import List, Sequence
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import List, Optional, Sequence
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
@@ -13,6 +15,10 @@ from shared.settings import WorkSettings
 from shared.storage_clients import blob_service
 
 IDENTIFIERS_PER_PAGE = 1000
+REVOCATION_POLL_SECONDS = 0.25
+STEP_HEARTBEAT = timedelta(seconds=2)
+STEP_PRESUMED_DEAD = timedelta(seconds=15)
+DRAIN_LIMIT_SECONDS = 60
 _WRITES_IN_FLIGHT = 16
 _created_containers: set = set()
 
@@ -96,11 +102,68 @@ class WorkStore:
 
     async def discard(self, operation_id: str) -> int:
         """Delete the operation's working files, the sealed destination first; return how many were deleted."""
-        try:
-            await self._container.delete_blob(f"{operation_id}/destination")
-            deleted = 1
-        except ResourceNotFoundError:
-            deleted = 0
+        await self.revoke(operation_id)
         names = [blob.name async for blob in self._container.list_blobs(name_starts_with=f"{operation_id}/")]
-        await _bounded(self._container.delete_blob(name) for name in names)
-        return deleted + len(names)
+        await _bounded(self._delete_if_present(name) for name in names)
+        return len(names)
+
+    async def _delete_if_present(self, name: str) -> None:
+        try:
+            await self._container.delete_blob(name)
+        except ResourceNotFoundError:
+            pass
+
+    async def withdraw(self, operation_id: str) -> None:
+        """Revoke the operation's destination, wait until no running step can still write, then tidy up.
+
+        Steps register under `<operation id>/active/` before unsealing and stop starting writes once they see the
+        revocation; in-flight writes finish before a step leaves. A step silent for 15 s is presumed dead.
+        """
+        await self.revoke(operation_id)
+        deadline = asyncio.get_running_loop().time() + DRAIN_LIMIT_SECONDS
+        while await self._live_steps(operation_id) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(REVOCATION_POLL_SECONDS / 2)
+        await self.discard(operation_id)
+
+    async def revoke(self, operation_id: str) -> None:
+        """Delete the sealed destination, so no step can open the destination again."""
+        await self._delete_if_present(f"{operation_id}/destination")
+
+    async def _live_steps(self, operation_id: str) -> int:
+        since = datetime.now(timezone.utc) - STEP_PRESUMED_DEAD
+        return len([blob async for blob in self._container.list_blobs(name_starts_with=f"{operation_id}/active/")
+                    if blob.last_modified >= since])
+
+    def watch(self, operation_id: str) -> "StepWatch":
+        """A registration of one running step that notices when the operation is revoked."""
+        return StepWatch(self, operation_id)
+
+
+class StepWatch:
+    """Marks a step as running under `<operation id>/active/<id>` and polls for the operation's revocation."""
+
+    def __init__(self, work: WorkStore, operation_id: str):
+        self._work = work
+        self._operation_id = operation_id
+        self._marker = work._container.get_blob_client(f"{operation_id}/active/{uuid.uuid4().hex}")
+        self._poller: Optional[asyncio.Task] = None
+        self.revoked = False
+
+    async def __aenter__(self) -> "StepWatch":
+        await self._marker.upload_blob(b"", overwrite=True)
+        self._poller = asyncio.ensure_future(self._poll())
+        return self
+
+    async def _poll(self) -> None:
+        beat = asyncio.get_running_loop().time()
+        while not self.revoked:
+            await asyncio.sleep(REVOCATION_POLL_SECONDS)
+            self.revoked = await self._work.is_revoked(self._operation_id)
+            if asyncio.get_running_loop().time() - beat > STEP_HEARTBEAT.total_seconds():
+                await self._marker.upload_blob(b"", overwrite=True)
+                beat = asyncio.get_running_loop().time()
+
+    async def __aexit__(self, *exc_info) -> None:
+        self._poller.cancel()
+        await asyncio.gather(self._poller, return_exceptions=True)
+        await self._work._delete_if_present(self._marker.blob_name)

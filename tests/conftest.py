@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import os
+import socket
 import uuid
 from typing import Dict, Iterator
 
@@ -15,6 +17,29 @@ from tests.dicom_samples import make_instance
 from tests.durable_host import DurableHost
 
 SEALING_KEY = base64.b64encode(bytes(range(32))).decode()
+EMULATOR_HOSTS = "127.0.0.1,localhost"
+
+
+def _loopback_only(real_getaddrinfo):
+    def getaddrinfo(host, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        try:
+            loopback = ipaddress.ip_address(name.split("%", 1)[0]).is_loopback
+        except ValueError:
+            loopback = name == "localhost"
+        if not loopback:
+            raise socket.gaierror(socket.EAI_NONAME, f"the tests resolve and reach loopback hosts only, not {name!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+    return getaddrinfo
+
+
+@pytest.fixture(scope="session", autouse=True)
+def loopback_only() -> Iterator[None]:
+    """No test resolves or connects to anything beyond this machine, whatever a bug would make the app try."""
+    real = socket.getaddrinfo
+    socket.getaddrinfo = _loopback_only(real)
+    yield
+    socket.getaddrinfo = real
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +54,7 @@ def azurite() -> Iterator[Azurite]:
 def app_settings(azurite: Azurite) -> Iterator[Dict[str, str]]:
     """The app settings the functions read, as local.settings.json would give them."""
     settings = {"AzureWebJobsStorage": azurite.connection_string, "DICOM_STORE_CONTAINER": "dicom",
-                "EXPORT_SEALING_KEY": SEALING_KEY, "EXPORT_ALLOW_LOCAL_EMULATOR": "true"}
+                "EXPORT_SEALING_KEY": SEALING_KEY, "EXPORT_ALLOWED_DESTINATION_HOSTS": EMULATOR_HOSTS}
     saved = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)
     yield settings

@@ -7,7 +7,9 @@ append their completion events → replay, until it completes, fails or continue
 history and, as on the Azure Storage backend, resets the instance's createdTime). Activity retries follow the
 SDK's protocol: TaskFailed, then a TimerCreated/TimerFired pair, then the re-scheduled task. All completions
 of one round are delivered in one episode, which is faithful for orchestrators that schedule new work only
-once a fan-in completes (as ours do).
+once a fan-in completes (as ours do). Terminating an instance (`instances/{id}/terminate`) marks it Terminated
+with the reason as output, as the extension does: activities already running finish, but their results are
+dropped and nothing more is scheduled; terminating an ended instance answers 410.
 """
 from __future__ import annotations
 
@@ -118,7 +120,7 @@ class DurableHost:
 
     async def start(self) -> "DurableHost":
         """Serve the management API on a free loopback port."""
-        server = web.Application()
+        server = web.Application(client_max_size=256 * 1024 * 1024)  # the extension takes large inputs (into blobs)
         server.router.add_post("/durabletask/orchestrators/{name}/{instance_id}", self._start_new)
         server.router.add_get("/durabletask/instances/{instance_id}", self._get_status)
         server.router.add_post("/durabletask/instances/{instance_id}/terminate", self._terminate)

@@ -24,6 +24,8 @@ def test_index_has_exactly_the_export_functions(indexed_functions):
                          ["durableClient", "http", "httpTrigger"]),
         "get_operation": ("httpTrigger", ("v{version}/operations/{operationId}", ["GET"], "function"),
                           ["durableClient", "http", "httpTrigger"]),
+        "cancel_operation": ("httpTrigger", ("v{version}/operations/{operationId}", ["DELETE"], "function"),
+                             ["durableClient", "http", "httpTrigger"]),
         "export_orchestrator": ("orchestrationTrigger", None, ["orchestrationTrigger"]),
         "resolve_batches": ("activityTrigger", None, ["activityTrigger"]),
         "end_export": ("activityTrigger", None, ["activityTrigger"]),
@@ -136,8 +138,9 @@ BAD_REQUESTS = [
      "destination.settings.connectionString is missing: 'blobContainerName' needs the connection string of its "
      "storage account (or give 'blobContainerUri' instead)."),
     ("http uri", _bad(settings={"blobContainerUri": "http://acct.blob.core.windows.net/c1"}),
-     "destination.settings.blobContainerUri must use https (plain http is only accepted for the local storage "
-     "emulator), not 'http://acct.blob.core.windows.net/c1'."),
+     "destination.settings.blobContainerUri must use https (plain http is only accepted for hosts listed by exact "
+     "name in the app setting EXPORT_ALLOWED_DESTINATION_HOSTS, such as the local storage emulator), not "
+     "'http://acct.blob.core.windows.net/c1'."),
     ("relative uri", _bad(settings={"blobContainerUri": "acct/c1"}),
      "destination.settings.blobContainerUri must be an absolute https URL, not 'acct/c1'."),
     ("uri with user info", _bad(settings={"blobContainerUri": "https://me:pw@acct.blob.core.windows.net/c1"}),
@@ -174,8 +177,9 @@ BAD_REQUESTS = [
     ("connection string http endpoint", _bad(settings={
         "connectionString": "BlobEndpoint=http://a.blob.core.windows.net;SharedAccessSignature=sv=1&sig=x",
         "blobContainerName": "c1"}),
-     "The BlobEndpoint in destination.settings.connectionString must use https (plain http is only accepted for the "
-     "local storage emulator), not 'http://a.blob.core.windows.net'."),
+     "The BlobEndpoint in destination.settings.connectionString must use https (plain http is only accepted for "
+     "hosts listed by exact name in the app setting EXPORT_ALLOWED_DESTINATION_HOSTS, such as the local storage "
+     "emulator), not 'http://a.blob.core.windows.net'."),
     ("uri and container name", _bad(settings={"blobContainerUri": "https://a.blob.core.windows.net/c1",
                                               "blobContainerName": "c1"}),
      "destination.settings: 'blobContainerUri' cannot be combined with 'connectionString' or 'blobContainerName'; "
@@ -195,10 +199,15 @@ BAD_REQUESTS = [
     ("bad port", _bad(settings={"blobContainerUri": "https://acct.blob.core.windows.net:99999/exports"}),
      "destination.settings.blobContainerUri is not a valid URL: 'https://acct.blob.core.windows.net:99999/exports'."),
     ("metadata address", _bad(settings={"blobContainerUri": "https://169.254.169.254/acct/exports"}),
-     "destination.settings.blobContainerUri points at the link-local address '169.254.169.254', which is never "
-     "allowed."),
+     "destination.settings.blobContainerUri points at the link-local or metadata address '169.254.169.254', which "
+     "is never allowed."),
     ("emulator account name with a remote endpoint and key", _bad(settings={
-        "connectionString": f"AccountName=devstoreaccount1;AccountKey={KEY};BlobEndpoint=https://evil.example.com",
+        "connectionString": f"AccountName=devstoreaccount1;AccountKey={KEY};BlobEndpoint=https://evil.example.invalid",
+        "blobContainerName": "exports"}),
+     "The BlobEndpoint in destination.settings.connectionString points at 'evil.example.invalid', which is not an "
+     "allowed destination host (app setting EXPORT_ALLOWED_DESTINATION_HOSTS)."),
+    ("emulator account name with an allowed remote endpoint and key", _bad(settings={
+        "connectionString": f"AccountName=devstoreaccount1;AccountKey={KEY};BlobEndpoint=https://a.blob.core.windows.net",
         "blobContainerName": "exports"}),
      "destination.settings.connectionString holds an AccountKey: account key authentication is not supported. Use a "
      "SAS token (SharedAccessSignature=...) or blobContainerUri with useManagedIdentity."),
@@ -224,9 +233,95 @@ BAD_REQUESTS = [
      "digits and single hyphens, starting and ending with a letter or digit."),
 ]
 
+NOT_ALLOWED = "which is not an allowed destination host (app setting EXPORT_ALLOWED_DESTINATION_HOSTS)."
+NEVER = "which is never allowed."
+SAS_SEGMENT = "SharedAccessSignature=sv=1&sig=x"
+ALLOWLIST_CASES = [
+    ("unlisted host", _bad(settings={"blobContainerUri": "https://acct.blob.core.windows.invalid/c1"}),
+     f"destination.settings.blobContainerUri points at 'acct.blob.core.windows.invalid', {NOT_ALLOWED}"),
+    ("suffix pattern needs a label before it", _bad(settings={"blobContainerUri": "https://blob.core.windows.net/c1"}),
+     f"destination.settings.blobContainerUri points at 'blob.core.windows.net', {NOT_ALLOWED}"),
+    ("allowed name as a prefix of another domain", _bad(settings={
+        "blobContainerUri": "https://evil.blob.core.windows.net.attacker.invalid/c1"}),
+     f"destination.settings.blobContainerUri points at 'evil.blob.core.windows.net.attacker.invalid', {NOT_ALLOWED}"),
+    ("unlisted loopback address", _bad(settings={"blobContainerUri": "http://127.0.0.2:10000/devstoreaccount1/c1"}),
+     f"destination.settings.blobContainerUri points at '127.0.0.2:10000', {NOT_ALLOWED}"),
+    ("unlisted private address", _bad(settings={"blobContainerUri": "https://10.0.0.1/acct/c1"}),
+     f"destination.settings.blobContainerUri points at '10.0.0.1', {NOT_ALLOWED}"),
+    ("unlisted ipv6 loopback", _bad(settings={"blobContainerUri": "http://[::1]:10000/devstoreaccount1/c1"}),
+     f"destination.settings.blobContainerUri points at '[::1]:10000', {NOT_ALLOWED}"),
+    ("listed host on another port", _bad(settings={"blobContainerUri": "https://storage.example.invalid:9443/c1"}),
+     f"destination.settings.blobContainerUri points at 'storage.example.invalid:9443', {NOT_ALLOWED}"),
+    ("listed host on its default port when a port is listed", _bad(settings={
+        "blobContainerUri": "https://storage.example.invalid/c1"}),
+     f"destination.settings.blobContainerUri points at 'storage.example.invalid', {NOT_ALLOWED}"),
+    ("http to a host allowed by a pattern", _bad(settings={"blobContainerUri": "http://acct.wild.invalid/c1"}),
+     "destination.settings.blobContainerUri must use https (plain http is only accepted for hosts listed by exact "
+     "name in the app setting EXPORT_ALLOWED_DESTINATION_HOSTS, such as the local storage emulator), not "
+     "'http://acct.wild.invalid/c1'."),
+    ("ftp scheme", _bad(settings={"blobContainerUri": "ftp://acct.blob.core.windows.net/c1"}),
+     "destination.settings.blobContainerUri must be an absolute https URL, not 'ftp://acct.blob.core.windows.net/c1'."),
+    ("file scheme", _bad(settings={"blobContainerUri": "file:///etc/passwd"}),
+     "destination.settings.blobContainerUri must be an absolute https URL, not 'file:///etc/passwd'."),
+    ("user info hiding the real host", _bad(settings={
+        "blobContainerUri": "https://acct.blob.core.windows.net@evil.invalid/c1"}),
+     "destination.settings.blobContainerUri must not carry a user name or password, but "
+     "'acct.blob.core.windows.net@evil.invalid' does."),
+    ("backslash before the host", _bad(settings={
+        "blobContainerUri": "https://evil.invalid\\@acct.blob.core.windows.net/c1"}),
+     "destination.settings.blobContainerUri is not a valid URL: 'https://evil.invalid\\@acct.blob.core.windows.net/c1'."),
+    ("percent-encoded host", _bad(settings={"blobContainerUri": "https://evil.invalid%2f.blob.core.windows.net/c1"}),
+     "destination.settings.blobContainerUri has the host 'evil.invalid%2f.blob.core.windows.net', which is not a "
+     "plain DNS name or IP address."),
+    ("non-ascii host", _bad(settings={"blobContainerUri": "https://\uff41cct.blob.core.windows.net/c1"}),
+     "destination.settings.blobContainerUri has the host '\uff41cct.blob.core.windows.net', which is not a plain DNS "
+     "name or IP address."),
+    ("host ending in a number", _bad(settings={"blobContainerUri": "https://169.254.169.254.1/acct/c1"}),
+     "destination.settings.blobContainerUri has the host '169.254.169.254.1', which is not a plain DNS name or IP "
+     "address."),
+    ("link-local address not listed", _bad(settings={"blobContainerUri": "http://169.254.170.2/acct/c1"}),
+     f"destination.settings.blobContainerUri points at the link-local or metadata address '169.254.170.2', {NEVER}"),
+    ("metadata address in decimal", _bad(settings={"blobContainerUri": "http://2852039166/acct/c1"}),
+     "destination.settings.blobContainerUri points at the link-local or metadata address '2852039166' "
+     f"(169.254.169.254), {NEVER}"),
+    ("metadata address in hex", _bad(settings={"blobContainerUri": "https://0xa9.0xfe.0xa9.0xfe/acct/c1"}),
+     "destination.settings.blobContainerUri points at the link-local or metadata address '0xa9.0xfe.0xa9.0xfe' "
+     f"(169.254.169.254), {NEVER}"),
+    ("metadata address mapped into ipv6", _bad(settings={"blobContainerUri": "https://[::ffff:169.254.169.254]/a/c1"}),
+     "destination.settings.blobContainerUri points at the link-local or metadata address '::ffff:169.254.169.254', "
+     f"{NEVER}"),
+    ("listed ipv6 link-local address", _bad(settings={"blobContainerUri": "https://[fe80::1]/acct/c1"}),
+     f"destination.settings.blobContainerUri points at the link-local or metadata address 'fe80::1', {NEVER}"),
+    ("listed ipv6 metadata address", _bad(settings={"blobContainerUri": "https://[fd00:ec2::254]/acct/c1"}),
+     f"destination.settings.blobContainerUri points at the link-local or metadata address 'fd00:ec2::254', {NEVER}"),
+    ("connection string endpoint not listed", _bad(settings={
+        "connectionString": f"BlobEndpoint=https://storage.evil.invalid;{SAS_SEGMENT}", "blobContainerName": "exports"}),
+     f"The BlobEndpoint in destination.settings.connectionString points at 'storage.evil.invalid', {NOT_ALLOWED}"),
+    ("connection string endpoint suffix not listed", _bad(settings={
+        "connectionString": f"AccountName=acct;EndpointSuffix=core.evil.invalid;{SAS_SEGMENT}",
+        "blobContainerName": "exports"}),
+     "The blob endpoint of destination.settings.connectionString points at 'acct.blob.core.evil.invalid', "
+     f"{NOT_ALLOWED}"),
+    ("connection string account name smuggling a host", _bad(settings={
+        "connectionString": f"AccountName=evil.invalid/x?;{SAS_SEGMENT}", "blobContainerName": "exports"}),
+     f"The blob endpoint of destination.settings.connectionString points at 'evil.invalid', {NOT_ALLOWED}"),
+    ("connection string endpoint hidden from the parser by a space", _bad(settings={
+        "connectionString": f"AccountName=acct;EndpointSuffix=evil.invalid; BlobEndpoint=https://a.blob.core.windows.net;"
+                            f"{SAS_SEGMENT}", "blobContainerName": "exports"}),
+     f"The blob endpoint of destination.settings.connectionString points at 'acct.blob.evil.invalid', {NOT_ALLOWED}"),
+    ("connection string endpoint with metadata address", _bad(settings={
+        "connectionString": f"BlobEndpoint=http://169.254.169.254/acct;{SAS_SEGMENT}", "blobContainerName": "exports"}),
+     "The BlobEndpoint in destination.settings.connectionString points at the link-local or metadata address "
+     f"'169.254.169.254', {NEVER}"),
+]
+BAD_REQUESTS += ALLOWLIST_CASES
+CORPUS_ALLOWED_HOSTS = ("127.0.0.1,localhost,*.blob.core.windows.net,169.254.169.254,[fe80::1],fd00:ec2::254,"
+                        "storage.example.invalid:8443,*.wild.invalid")
+
 
 @pytest.mark.parametrize("body,message", [case[1:] for case in BAD_REQUESTS], ids=[case[0] for case in BAD_REQUESTS])
-def test_bad_request_is_400_with_its_message_and_starts_nothing(loop, host, body, message):
+def test_bad_request_is_400_with_its_message_and_starts_nothing(loop, host, body, message, monkeypatch):
+    monkeypatch.setenv("EXPORT_ALLOWED_DESTINATION_HOSTS", CORPUS_ALLOWED_HOSTS)
     before = set(host.instances)
     response = post_export(loop, host, body)
     assert (response.status_code, response.get_body().decode()) == (400, message)
@@ -254,15 +349,39 @@ def test_unsupported_api_version_is_404(loop, host):
         404, "API version 'v3' is not supported; use v1 or v2.")
 
 
-def test_local_emulator_is_refused_unless_allowed(loop, host, azurite, destination, monkeypatch):
-    monkeypatch.setenv("EXPORT_ALLOW_LOCAL_EMULATOR", "false")
+def test_the_default_allowlist_refuses_the_local_emulator(loop, host, azurite, destination, monkeypatch):
+    monkeypatch.delenv("EXPORT_ALLOWED_DESTINATION_HOSTS")
     assert _destination_answer(loop, host, container_settings(azurite, destination.container_name)) == (
-        400, "The BlobEndpoint in destination.settings.connectionString points at this machine ('127.0.0.1'), which is "
-             "only allowed for the local storage emulator when the app setting EXPORT_ALLOW_LOCAL_EMULATOR is true.")
+        400, f"The BlobEndpoint in destination.settings.connectionString points at '127.0.0.1:{azurite.port}', which is "
+             "not an allowed destination host (app setting EXPORT_ALLOWED_DESTINATION_HOSTS).")
     assert _destination_answer(loop, host, {"connectionString": "UseDevelopmentStorage=true",
                                             "blobContainerName": "exports"}) == (
-        400, "destination.settings.connectionString names the local storage emulator (UseDevelopmentStorage=true), "
-             "which is only allowed when the app setting EXPORT_ALLOW_LOCAL_EMULATOR is true.")
+        400, "The blob endpoint of destination.settings.connectionString points at '127.0.0.1:10000', which is not an "
+             "allowed destination host (app setting EXPORT_ALLOWED_DESTINATION_HOSTS).")
+    assert _destination_answer(loop, host, {"blobContainerUri": f"http://localhost:{azurite.port}/devstoreaccount1/"
+                                                                f"{destination.container_name}"}) == (
+        400, f"destination.settings.blobContainerUri points at 'localhost:{azurite.port}', which is not an allowed "
+             "destination host (app setting EXPORT_ALLOWED_DESTINATION_HOSTS).")
+    assert list(destination.list_blobs()) == []
+
+
+def test_a_listed_port_admits_only_that_port(loop, host, azurite, destination, monkeypatch):
+    monkeypatch.setenv("EXPORT_ALLOWED_DESTINATION_HOSTS", f"127.0.0.1:{azurite.port}")
+    assert post_export(loop, host, export_body([VALID_ID], container_settings(azurite, destination.container_name))
+                       ).status_code == 202
+    monkeypatch.setenv("EXPORT_ALLOWED_DESTINATION_HOSTS", f"127.0.0.1:{azurite.port + 3}")
+    assert _destination_answer(loop, host, container_settings(azurite, destination.container_name)) == (
+        400, f"The BlobEndpoint in destination.settings.connectionString points at '127.0.0.1:{azurite.port}', which is "
+             "not an allowed destination host (app setting EXPORT_ALLOWED_DESTINATION_HOSTS).")
+
+
+def test_a_malformed_allowlist_is_500_naming_the_setting(loop, host, azurite, destination, monkeypatch):
+    monkeypatch.setenv("EXPORT_ALLOWED_DESTINATION_HOSTS", "127.0.0.1,*")
+    response = post_export(loop, host, export_body([VALID_ID], container_settings(azurite, destination.container_name)))
+    assert (response.status_code, response.get_body().decode()) == (
+        500, "The export service is misconfigured: App setting EXPORT_ALLOWED_DESTINATION_HOSTS has the entry '*', "
+             "which is neither a host name, an IP address nor a '*.suffix' pattern (each optionally followed by "
+             "':port').")
 
 
 @pytest.mark.parametrize("status,content,answer", [
@@ -359,6 +478,7 @@ def test_managed_identity_token_failure_is_400(loop, host, monkeypatch):
             pass
 
     monkeypatch.setattr(azure.identity.aio, "DefaultAzureCredential", NoIdentity)
+    monkeypatch.setenv("EXPORT_ALLOWED_DESTINATION_HOSTS", "*.blob.core.windows.invalid")
     settings = {"blobContainerUri": "https://acct.blob.core.windows.invalid/exports", "useManagedIdentity": True}
     assert _destination_answer(loop, host, settings) == (
         400, "Unable to authenticate to Azure Blob Storage container 'exports' in account 'acct' with the service's "

@@ -2,6 +2,7 @@
 import azure.identity.aio
 
 from shared.destination import error_log_blob_name, result_blob_name
+from shared.destination_allowlist import DestinationAllowlist
 from shared.destination_settings import parse_destination
 from shared.identifiers import DicomIdentifier
 
@@ -19,7 +20,7 @@ def test_sas_uri_error_href_drops_the_query():
 
 def test_emulator_connection_string_is_accepted():
     destination = parse_destination({"connectionstring": "UseDevelopmentStorage=true",
-                                                 "blobcontainername": "exports"}, allow_local_emulator=True)
+                                     "blobcontainername": "exports"}, DestinationAllowlist.parse("127.0.0.1"))
     assert destination.container_url == "http://127.0.0.1:10000/devstoreaccount1/exports"
 
 
