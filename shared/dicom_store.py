@@ -1,4 +1,4 @@
-"""The DICOM store the service exports from: a blob container holding `<study>/<series>/<sop>.dcm`."""
+"""The DICOM store the service exports from: its protocol, and a blob container holding `<study>/<series>/<sop>.dcm`."""
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
@@ -143,8 +143,13 @@ def _service_client(settings: StoreSettings):
 
 
 @asynccontextmanager
-async def open_store(settings: StoreSettings) -> AsyncIterator[BlobDicomStore]:
-    """Connect to the configured store for the duration of a block."""
+async def open_store(settings: StoreSettings) -> AsyncIterator[DicomStore]:
+    """Connect to the configured store (a blob container or a DICOMweb server) for the duration of a block."""
+    if settings.dicomweb is not None:
+        from shared.dicomweb_store import open_dicomweb_store  # it builds on this module's types
+        async with open_dicomweb_store(settings.dicomweb) as dicomweb:
+            yield dicomweb
+        return
     service, credential = _service_client(settings)
     try:
         async with service:
