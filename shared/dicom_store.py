@@ -1,4 +1,4 @@
-"""The DICOM store the service exports from: a blob container holding `<study>/<series>/<sop>.dcm`."""
+"""The DICOM store the service exports from: its protocol, and a blob container holding `<study>/<series>/<sop>.dcm`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ from azure.storage.blob.aio import BlobServiceClient
 from shared.errors import InvalidRequestError
 from shared.identifiers import DicomIdentifier, parse_identifier
 from shared.settings import StoreSettings
-from shared.storage_clients import blob_service, cached_client
+from shared.storage_clients import blob_service, cached_client, process_identity
 from shared.storage_errors import is_client_error, status_text
 
 _VANISHED_STATUSES = {404, 410, 412}
@@ -187,5 +187,10 @@ def _parse_time(text: str) -> datetime:
 
 
 def connect_store(settings: StoreSettings) -> DicomStore:
-    """The configured store, on this process's shared client (one per account, reused across activities)."""
+    """The configured store (a blob container or a DICOMweb server), one per process, reused across activities."""
+    if settings.dicomweb is not None:
+        from shared.dicomweb_store import DicomWebStore  # it builds on this module's types
+        web = settings.dicomweb
+        credential = process_identity(web.client_id) if web.auth == "identity" else None
+        return cached_client(f"dicomweb|{web}|{web.password}", lambda: DicomWebStore(web, credential))
     return cached_client(f"store|{settings}", lambda: BlobDicomStore(blob_service(settings), settings.container))

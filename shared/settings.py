@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Optional
+from urllib.parse import urlsplit
 
 from shared.destination_allowlist import DEFAULT_ALLOWLIST, DestinationAllowlist
 from shared.errors import ServiceConfigurationError
@@ -15,6 +17,9 @@ DEFAULT_COPIES_PER_BATCH = 8
 DEFAULT_STORE_CONTAINER = "dicom"
 DEFAULT_WORK_CONTAINER = "dicom-export-work"
 COPY_MODES = ("auto", "put-from-url", "copy-from-url", "stream")
+DEFAULT_DICOMWEB_SCOPE = "https://dicom.healthcareapis.azure.com/.default"
+STORE_TYPES = ("blob", "dicomweb")
+DICOMWEB_AUTH_MODES = ("none", "basic", "identity")
 ACTIVITY_ATTEMPTS = 4
 ACTIVITY_FIRST_RETRY_MS = 5_000
 
@@ -95,13 +100,83 @@ def _sealing_key(env: Mapping[str, str]) -> Optional[bytes]:
 
 
 @dataclass(frozen=True)
+class DicomWebSettings:
+    """A DICOMweb server to export from: its service root, how to authenticate, and how many connections to pool."""
+
+    url: str
+    auth: str = "none"
+    username: Optional[str] = None
+    password: Optional[str] = field(default=None, repr=False)
+    scope: str = DEFAULT_DICOMWEB_SCOPE
+    client_id: Optional[str] = None
+    connections: int = DEFAULT_BATCHES_IN_FLIGHT * DEFAULT_COPIES_PER_BATCH
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str] = os.environ) -> "DicomWebSettings":
+        """Read and check DICOMWEB_* settings; raise ServiceConfigurationError naming a missing or malformed one."""
+        auth = env.get("DICOMWEB_AUTH", "").strip().lower() or "none"
+        if auth not in DICOMWEB_AUTH_MODES:
+            raise ServiceConfigurationError(
+                f"App setting DICOMWEB_AUTH must be none, basic or identity, not '{env['DICOMWEB_AUTH']}'.")
+        url = _dicomweb_url(env.get("DICOMWEB_URL", "").strip(), auth)
+        username = password = None
+        if auth == "basic":
+            username, password = env.get("DICOMWEB_USERNAME", ""), env.get("DICOMWEB_PASSWORD", "")
+            for name, value in (("DICOMWEB_USERNAME", username), ("DICOMWEB_PASSWORD", password)):
+                if not value:
+                    raise ServiceConfigurationError(f"App setting {name} must be set when DICOMWEB_AUTH is basic.")
+            if ":" in username:
+                raise ServiceConfigurationError("App setting DICOMWEB_USERNAME must not contain ':'.")
+        return cls(url, auth, username, password,
+                   scope=env.get("DICOMWEB_SCOPE", "").strip() or DEFAULT_DICOMWEB_SCOPE,
+                   client_id=env.get("DICOMWEB_CLIENT_ID", "").strip() or None,
+                   connections=_whole_number(env, "EXPORT_BATCHES_IN_FLIGHT", DEFAULT_BATCHES_IN_FLIGHT, 16)
+                   * _whole_number(env, "EXPORT_COPIES_PER_BATCH", DEFAULT_COPIES_PER_BATCH, 64))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _dicomweb_url(raw: str, auth: str) -> str:
+    if not raw:
+        raise ServiceConfigurationError(
+            "App setting DICOMWEB_URL is not set; with DICOM_STORE_TYPE dicomweb it must hold the DICOMweb service "
+            "root, for example https://<workspace>-<service>.dicom.azurehealthcareapis.com/v2.")
+    try:
+        parts = urlsplit(raw)
+        host = parts.hostname or ""
+    except ValueError:
+        parts, host = None, ""
+    if parts is not None and (parts.username is not None or parts.password is not None):
+        raise ServiceConfigurationError(
+            "App setting DICOMWEB_URL must not contain credentials; use DICOMWEB_AUTH basic with DICOMWEB_USERNAME "
+            "and DICOMWEB_PASSWORD.")
+    if parts is None or parts.scheme not in ("http", "https") or not host or parts.query or parts.fragment:
+        raise ServiceConfigurationError(
+            f"App setting DICOMWEB_URL must be an http or https URL of the DICOMweb service root with no query, "
+            f"not '{raw}'.")
+    if auth != "none" and parts.scheme != "https" and not _is_loopback(host):
+        raise ServiceConfigurationError(
+            f"App setting DICOMWEB_URL must use https when DICOMWEB_AUTH is {auth}, so that credentials are not "
+            f"sent in clear (plain http is allowed for loopback hosts only).")
+    return raw.rstrip("/")
+
+
+@dataclass(frozen=True)
 class StoreSettings:
-    """Where the DICOM store lives: a connection string or an identity-based service URI, and its container."""
+    """Where the DICOM store lives: a blob container (connection string or identity-based URI) or a DICOMweb server."""
 
     container: str
     connection_string: Optional[str] = None
     service_uri: Optional[str] = None
     client_id: Optional[str] = None
+    dicomweb: Optional[DicomWebSettings] = None
 
     @classmethod
     def _from_setting(cls, env: Mapping[str, str], name: str, container: str) -> Optional["StoreSettings"]:
@@ -115,8 +190,14 @@ class StoreSettings:
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] = os.environ) -> "StoreSettings":
-        """Read DICOM_STORE (or DICOM_STORE__blobServiceUri), falling back to AzureWebJobsStorage."""
+        """Read DICOM_STORE_TYPE; for blob, DICOM_STORE (or DICOM_STORE__blobServiceUri), else AzureWebJobsStorage."""
         container = env.get("DICOM_STORE_CONTAINER", "").strip() or DEFAULT_STORE_CONTAINER
+        store_type = env.get("DICOM_STORE_TYPE", "").strip().lower() or "blob"
+        if store_type not in STORE_TYPES:
+            raise ServiceConfigurationError(
+                f"App setting DICOM_STORE_TYPE must be blob or dicomweb, not '{env['DICOM_STORE_TYPE']}'.")
+        if store_type == "dicomweb":
+            return cls(container, dicomweb=DicomWebSettings.from_environment(env))
         found = cls._from_setting(env, "DICOM_STORE", container) or cls._from_setting(env, "AzureWebJobsStorage",
                                                                                      container)
         if found is None:

@@ -118,6 +118,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ServiceConfigurationError as error:
         print(error, file=sys.stderr)
         return 2
+    if settings.dicomweb is not None:
+        print("DICOM_STORE_TYPE is dicomweb: this command loads a blob store only; store files on the DICOMweb "
+              "server itself (STOW-RS).", file=sys.stderr)
+        return 2
     container = store_container(settings)
     report = load_files(args.paths, container)
     for path, reason in report.skipped:

@@ -1,4 +1,4 @@
-"""Session fixtures: one real Azurite, the app's settings pointing at it, and the Durable host stand-in."""
+"""Session fixtures: one real Azurite, the app's settings pointing at it, the Durable host stand-in, and Orthanc."""
 from __future__ import annotations
 
 import asyncio
@@ -15,6 +15,7 @@ from azure.storage.blob import BlobServiceClient
 from tests.azurite import Azurite
 from tests.dicom_samples import make_instance
 from tests.durable_host import DurableHost
+from tests.orthanc import Orthanc, orthanc_missing
 
 SEALING_KEY = base64.b64encode(bytes(range(32))).decode()
 EMULATOR_HOSTS = "127.0.0.1,localhost"
@@ -131,3 +132,16 @@ def put_instance(store):
         store.upload_blob(f"{study}/{series}/{sop}.dcm", data, overwrite=True)
         return data
     return put
+
+
+@pytest.fixture(scope="session")
+def orthanc() -> Iterator[Orthanc]:
+    """A real Orthanc with DICOMweb for the session; skipped when not installed, unless REQUIRE_ORTHANC=1."""
+    missing = orthanc_missing()
+    if missing:
+        if os.environ.get("REQUIRE_ORTHANC") == "1":
+            pytest.fail(f"REQUIRE_ORTHANC=1 but {missing}.")
+        pytest.skip(f"DICOMweb tests need Orthanc: {missing}.")
+    server = Orthanc().start()
+    yield server
+    server.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 from functools import lru_cache
 
 import pydicom
@@ -28,3 +29,12 @@ def make_instance(study: str, series: str, sop: str) -> bytes:
 def new_uid() -> str:
     """A fresh UID under pydicom's root."""
     return generate_uid()
+
+
+def make_large_instance(study: str, series: str, sop: str, extra_bytes: int) -> bytes:
+    """`make_instance` plus a private OB element of `extra_bytes` random bytes, for files of several MiB."""
+    dataset = pydicom.dcmread(io.BytesIO(make_instance(study, series, sop)))
+    dataset.private_block(0x0009, "export tests", create=True).add_new(0x10, "OB", os.urandom(extra_bytes))
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    return out.getvalue()

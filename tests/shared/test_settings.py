@@ -4,7 +4,7 @@ import base64
 import pytest
 
 from shared.errors import ServiceConfigurationError
-from shared.settings import ExportSettings, StoreSettings
+from shared.settings import DicomWebSettings, ExportSettings, StoreSettings
 
 
 def test_defaults():
@@ -35,3 +35,62 @@ def test_store_prefers_dicom_store_then_identity_then_webjobs_storage():
     assert StoreSettings.from_environment({"AzureWebJobsStorage": "b"}) == StoreSettings("dicom", connection_string="b")
     with pytest.raises(ServiceConfigurationError, match="No DICOM store is configured"):
         StoreSettings.from_environment({})
+
+
+def test_dicomweb_store_is_chosen_by_dicom_store_type():
+    settings = StoreSettings.from_environment({"DICOM_STORE_TYPE": "DICOMweb", "AzureWebJobsStorage": "b",
+                                               "DICOMWEB_URL": "https://ws-dicom.dicom.azurehealthcareapis.com/v2/"})
+    assert settings.dicomweb == DicomWebSettings("https://ws-dicom.dicom.azurehealthcareapis.com/v2")
+    assert settings.connection_string is None
+    assert StoreSettings.from_environment({"DICOM_STORE_TYPE": "blob", "DICOM_STORE": "a"}).dicomweb is None
+
+
+def test_dicomweb_auth_settings():
+    url = {"DICOM_STORE_TYPE": "dicomweb", "DICOMWEB_URL": "https://dicom.example.org/dicom-web"}
+    basic = StoreSettings.from_environment({**url, "DICOMWEB_AUTH": "basic", "DICOMWEB_USERNAME": "u",
+                                            "DICOMWEB_PASSWORD": "hunter2-x", "EXPORT_COPIES_PER_BATCH": "16",
+                                            "EXPORT_BATCHES_IN_FLIGHT": "2"}).dicomweb
+    assert (basic.auth, basic.username, basic.password, basic.connections) == ("basic", "u", "hunter2-x", 32)
+    assert "hunter2-x" not in repr(basic)
+    identity = StoreSettings.from_environment({**url, "DICOMWEB_AUTH": "identity", "DICOMWEB_CLIENT_ID": "cid"}).dicomweb
+    assert (identity.auth, identity.scope, identity.client_id) == (
+        "identity", "https://dicom.healthcareapis.azure.com/.default", "cid")
+    scoped = StoreSettings.from_environment({**url, "DICOMWEB_AUTH": "identity", "DICOMWEB_SCOPE": "api://x/.default"})
+    assert scoped.dicomweb.scope == "api://x/.default"
+    loopback = StoreSettings.from_environment({"DICOM_STORE_TYPE": "dicomweb", "DICOMWEB_URL": "http://127.0.0.1:8042/dicom-web",
+                                               "DICOMWEB_AUTH": "basic", "DICOMWEB_USERNAME": "u", "DICOMWEB_PASSWORD": "p"})
+    assert loopback.dicomweb.url == "http://127.0.0.1:8042/dicom-web"
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"DICOM_STORE_TYPE": "orthanc"}, "App setting DICOM_STORE_TYPE must be blob or dicomweb, not 'orthanc'."),
+    ({"DICOM_STORE_TYPE": "dicomweb"},
+     "App setting DICOMWEB_URL is not set; with DICOM_STORE_TYPE dicomweb it must hold the DICOMweb service root, "
+     "for example https://<workspace>-<service>.dicom.azurehealthcareapis.com/v2."),
+    ({"DICOM_STORE_TYPE": "dicomweb", "DICOMWEB_URL": "ftp://host/dicom-web"},
+     "App setting DICOMWEB_URL must be an http or https URL of the DICOMweb service root with no query, "
+     "not 'ftp://host/dicom-web'."),
+    ({"DICOM_STORE_TYPE": "dicomweb", "DICOMWEB_URL": "https://host/dicom-web?x=1"},
+     "App setting DICOMWEB_URL must be an http or https URL of the DICOMweb service root with no query, "
+     "not 'https://host/dicom-web?x=1'."),
+    ({"DICOM_STORE_TYPE": "dicomweb", "DICOMWEB_URL": "https://user:secret@host/dicom-web"},
+     "App setting DICOMWEB_URL must not contain credentials; use DICOMWEB_AUTH basic with DICOMWEB_USERNAME and "
+     "DICOMWEB_PASSWORD."),
+    ({"DICOM_STORE_TYPE": "dicomweb", "DICOMWEB_URL": "https://host", "DICOMWEB_AUTH": "oauth"},
+     "App setting DICOMWEB_AUTH must be none, basic or identity, not 'oauth'."),
+    ({"DICOM_STORE_TYPE": "dicomweb", "DICOMWEB_URL": "https://host", "DICOMWEB_AUTH": "basic"},
+     "App setting DICOMWEB_USERNAME must be set when DICOMWEB_AUTH is basic."),
+    ({"DICOM_STORE_TYPE": "dicomweb", "DICOMWEB_URL": "https://host", "DICOMWEB_AUTH": "basic",
+      "DICOMWEB_USERNAME": "u"}, "App setting DICOMWEB_PASSWORD must be set when DICOMWEB_AUTH is basic."),
+    ({"DICOM_STORE_TYPE": "dicomweb", "DICOMWEB_URL": "https://host", "DICOMWEB_AUTH": "basic",
+      "DICOMWEB_USERNAME": "a:b", "DICOMWEB_PASSWORD": "p"}, "App setting DICOMWEB_USERNAME must not contain ':'."),
+    ({"DICOM_STORE_TYPE": "dicomweb", "DICOMWEB_URL": "http://dicom.example.org", "DICOMWEB_AUTH": "identity"},
+     "App setting DICOMWEB_URL must use https when DICOMWEB_AUTH is identity, so that credentials are not sent in "
+     "clear (plain http is allowed for loopback hosts only)."),
+    ({"DICOM_STORE_TYPE": "dicomweb", "DICOMWEB_URL": "https://host", "EXPORT_COPIES_PER_BATCH": "65"},
+     "App setting EXPORT_COPIES_PER_BATCH must be a whole number from 1 to 64, not '65'."),
+])
+def test_malformed_dicomweb_settings_name_themselves(env, message):
+    with pytest.raises(ServiceConfigurationError) as error:
+        StoreSettings.from_environment(env)
+    assert str(error.value) == message
