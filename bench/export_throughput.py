@@ -1,54 +1,122 @@
-"""Times one export end to end through the host stand-in against a naive sequential copy loop, on one Azurite.
+"""Measures, in one run on one Azurite: (a) this service's export end to end, (b) a naive loop, (c) the copy limit.
+
+(a) POST → the real orchestrator and activities through the host stand-in the tests use → completed;
+(b) what a user would write first: download each instance and upload it, one at a time, with azure-storage-blob;
+(c) the fastest copy Azurite supports, bare: server-side Copy Blob From URL with asyncio, as many in flight as (a).
+Instances are pydicom-made: one template file whose UIDs are rewritten in place (same lengths), padded to --size.
 
 Usage: .venv/bin/python -m bench.export_throughput [--instances N] [--size BYTES] [--series-per-study K]
+           [--baseline-limit M]   (b) and (c) copy the first M instances when N is larger (default 5,000)
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
+import resource
 import time
 import uuid
+from typing import List, Tuple
 
+import pydicom
 from azure.storage.blob import BlobServiceClient
+from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
+from pydicom.data import get_testdata_file
 
 from tests.azurite import Azurite
 from tests.durable_host import DurableHost
 from tests.export_client import export_body
 
-PAYLOAD_TAG = b"DICM"
+SEALING_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+UID_ROOT = "1.2.826.0.1.3680043.10.1"
+SEED_IN_FLIGHT = 64
 
 
-def _seed(service: BlobServiceClient, count: int, size: int, series_per_study: int) -> list:
-    """Store `count` instances of `size` bytes in studies of `series_per_study` series of 10 instances."""
-    store = service.get_container_client("dicom")
-    store.create_container()
-    body = b"\0" * 128 + PAYLOAD_TAG + os.urandom(max(size - 132, 0))
-    studies, index = [], 0
-    while index < count:
-        study = f"1.2.826.0.1.{len(studies) + 1}"
+def _uid(kind: int, number: int) -> str:
+    """A UID of fixed length, so rewriting one in a file keeps every element's length."""
+    return f"{UID_ROOT}.{kind}.{10 ** 9 + number}"
+
+
+def _template(size: int) -> Tuple[bytes, Tuple[bytes, bytes, bytes]]:
+    """CT_small.dcm under placeholder UIDs, padded with a private OB element to about `size` bytes."""
+    dataset = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    study, series, sop = _uid(1, 0), _uid(2, 0), _uid(3, 0)
+    dataset.StudyInstanceUID, dataset.SeriesInstanceUID, dataset.SOPInstanceUID = study, series, sop
+    dataset.file_meta.MediaStorageSOPInstanceUID = sop
+    base = io.BytesIO()
+    dataset.save_as(base, enforce_file_format=True)
+    padding = max(size - len(base.getvalue()) - 32, 0)
+    if padding:
+        dataset.private_block(0x0009, "export bench", create=True).add_new(0x10, "OB", bytes(padding + padding % 2))
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    return out.getvalue(), (study.encode(), series.encode(), sop.encode())
+
+
+def _layout(count: int, series_per_study: int, per_series: int = 10) -> Tuple[List[str], List[Tuple[str, str, str]]]:
+    studies, instances = [], []
+    while len(instances) < count:
+        study = _uid(1, len(studies) + 1)
         studies.append(study)
-        for series in range(series_per_study):
-            for sop in range(10):
-                if index == count:
-                    break
-                store.upload_blob(f"{study}/{study}.{series}/{study}.{series}.{sop}.dcm", body)
-                index += 1
-    return studies
+        for s in range(series_per_study):
+            series = _uid(2, len(studies) * 1000 + s)
+            for _ in range(per_series):
+                if len(instances) < count:
+                    instances.append((study, series, _uid(3, len(instances) + 1)))
+    return studies, instances
 
 
-def _naive_copy(service: BlobServiceClient, count: int) -> float:
-    """Download each stored instance and upload it, one at a time, as a user's first script would."""
-    source, target = service.get_container_client("dicom"), service.get_container_client(f"naive-{uuid.uuid4().hex[:8]}")
+async def _seed(connection_string: str, instances, template: bytes, placeholders) -> None:
+    """Upload every instance with 64 uploads in flight."""
+    semaphore = asyncio.Semaphore(SEED_IN_FLIGHT)
+    async with AsyncBlobServiceClient.from_connection_string(connection_string) as service:
+        store = service.get_container_client("dicom")
+        await store.create_container()
+
+        async def put(study: str, series: str, sop: str) -> None:
+            async with semaphore:
+                data = template
+                for old, new in zip(placeholders, (study, series, sop)):
+                    data = data.replace(old, new.encode())
+                await store.upload_blob(f"{study}/{series}/{sop}.dcm", data)
+        await asyncio.gather(*(put(*instance) for instance in instances))
+
+
+def _naive_copy(service: BlobServiceClient, names: List[str]) -> float:
+    """(b): download each instance and upload it, one at a time."""
+    source = service.get_container_client("dicom")
+    target = service.get_container_client(f"naive-{uuid.uuid4().hex[:8]}")
     target.create_container()
     started = time.perf_counter()
-    for blob in source.list_blobs():
-        target.upload_blob(f"results/{blob.name}", source.download_blob(blob.name).readall(), overwrite=True)
-    return time.perf_counter() - started
+    for name in names:
+        target.upload_blob(f"results/{name}", source.download_blob(name).readall(), overwrite=True)
+    elapsed = time.perf_counter() - started
+    target.delete_container()
+    return elapsed
 
 
-async def _service_export(host: DurableHost, azurite: Azurite, studies: list) -> tuple:
+async def _bare_server_side_copy(connection_string: str, names: List[str], in_flight: int) -> float:
+    """(c): Copy Blob From URL for each instance, `in_flight` at a time, nothing else."""
+    async with AsyncBlobServiceClient.from_connection_string(connection_string) as service:
+        source, target = service.get_container_client("dicom"), service.get_container_client(f"bare-{uuid.uuid4().hex[:8]}")
+        await target.create_container()
+        semaphore = asyncio.Semaphore(in_flight)
+
+        async def copy(name: str) -> None:
+            async with semaphore:
+                await target.get_blob_client(f"results/{name}").start_copy_from_url(
+                    source.get_blob_client(name).url, requires_sync=True)
+        started = time.perf_counter()
+        await asyncio.gather(*(copy(name) for name in names))
+        elapsed = time.perf_counter() - started
+        await target.delete_container()
+        return elapsed
+
+
+async def _service_export(host: DurableHost, azurite: Azurite, studies: List[str]) -> tuple:
+    """(a): POST the export, run it to its end through the host stand-in, read its final status."""
     body = export_body(studies, {"connectionString": azurite.connection_string, "blobContainerName": "export"})
     started = time.perf_counter()
     response = await host.request("POST", "/v2/export", json.dumps(body).encode(), {"Content-Type": "application/json"})
@@ -59,40 +127,70 @@ async def _service_export(host: DurableHost, azurite: Azurite, studies: list) ->
     return elapsed, instance, status
 
 
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _line(label: str, count: int, seconds: float, megabytes_each: float) -> str:
+    return (f"{label:<34} {seconds:8.2f} s {count / seconds:8.0f} instances/s "
+            f"{count * megabytes_each / seconds:8.1f} MB/s  ({count} instances)")
+
+
 def main() -> None:
-    """Seed, run both exports on the same data, print the figures."""
+    """Seed, run (a), (b) and (c) on the same data, print the figures and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--instances", type=int, default=1000)
+    parser.add_argument("--instances", type=int, default=2000)
     parser.add_argument("--size", type=int, default=512 * 1024)
     parser.add_argument("--series-per-study", type=int, default=4)
+    parser.add_argument("--baseline-limit", type=int, default=5000)
     args = parser.parse_args()
     azurite = Azurite().start()
     try:
         os.environ.update({"AzureWebJobsStorage": azurite.connection_string, "DICOM_STORE_CONTAINER": "dicom",
-                           "EXPORT_ALLOWED_DESTINATION_HOSTS": "127.0.0.1",
-                           "EXPORT_SEALING_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="})
+                           "EXPORT_ALLOWED_DESTINATION_HOSTS": "127.0.0.1", "EXPORT_SEALING_KEY": SEALING_KEY})
+        from shared.settings import ExportSettings
+        settings = ExportSettings.from_environment()
+        template, placeholders = _template(args.size)
+        studies, instances = _layout(args.instances, args.series_per_study)
+        loop = asyncio.new_event_loop()
+        started = time.perf_counter()
+        loop.run_until_complete(_seed(azurite.connection_string, instances, template, placeholders))
+        seeded = time.perf_counter() - started
         service = BlobServiceClient.from_connection_string(azurite.connection_string)
         service.get_container_client("export").create_container()
-        studies = _seed(service, args.instances, args.size, args.series_per_study)
         from function_app import app
-        loop = asyncio.new_event_loop()
         host = loop.run_until_complete(DurableHost(app.get_functions()).start())
+        names = [f"{s}/{se}/{sop}.dcm" for s, se, sop in instances[:args.baseline_limit]]
+        bare = loop.run_until_complete(_bare_server_side_copy(azurite.connection_string, names,
+                                                               settings.copies_in_flight))
+        rss_before = _peak_rss_mib()
         elapsed, instance, status = loop.run_until_complete(_service_export(host, azurite, studies))
-        naive = _naive_copy(service, args.instances)
-        megabytes = args.instances * args.size / 1e6
-        print(f"instances {args.instances} x {args.size} bytes in {len(studies)} studies; "
-              f"settings: batch {os.environ.get('EXPORT_BATCH_SIZE', 100)}, "
-              f"in flight {os.environ.get('EXPORT_BATCHES_IN_FLIGHT', 4)}, "
-              f"copies/batch {os.environ.get('EXPORT_COPIES_PER_BATCH', 8)}")
-        print(f"service export: {elapsed:.2f} s, {args.instances / elapsed:.0f} instances/s, "
-              f"{megabytes / elapsed:.1f} MB/s; status {status['status']}, exported {status['results']['exported']}")
-        print(f"naive loop:     {naive:.2f} s, {args.instances / naive:.0f} instances/s, {megabytes / naive:.1f} MB/s")
-        print(f"ratio service/naive: {naive / elapsed:.2f}")
-        print(f"generations {instance.generations + 1}, longest history {instance.longest_history} events, "
-              f"replay {instance.replay_seconds:.3f} s, largest durable payload {host.largest_payload} bytes")
+        rss_after = _peak_rss_mib()
+        service.get_container_client("export").delete_container()
+        naive = _naive_copy(service, names)
+        size_mb = len(template) / 1e6
+        rate = args.instances / elapsed
+        print(f"{args.instances} instances of {len(template)} bytes (pydicom-made) in {len(studies)} studies of "
+              f"{args.series_per_study} series; seeded in {seeded:.1f} s")
+        print(f"settings: batch {settings.batch_size}, batches in flight {settings.batches_in_flight}, copies per "
+              f"batch {settings.copies_per_batch} ({settings.copies_in_flight} copies in flight), "
+              f"copy mode {settings.copy_mode}")
+        print(_line("(a) service export, end to end", args.instances, elapsed, size_mb)
+              + f"  -> {status['status']}, exported {status['results']['exported']}, "
+                f"skipped {status['results']['skipped']}, percentComplete {status.get('percentComplete')}")
+        print(_line("(b) naive sequential loop", len(names), naive, size_mb))
+        print(_line("(c) bare server-side copy (limit)", len(names), bare, size_mb) + "  (run first)")
+        print(f"ratio (a)/(b): {rate / (len(names) / naive):.2f}   ratio (a)/(c): {rate / (len(names) / bare):.2f}")
+        print(f"copy mode settled: {(instance.output or {}).get('copyMode')}; generations "
+              f"{instance.generations + 1}; longest history per generation {instance.longest_history} events; "
+              f"orchestrator replay {instance.replay_seconds:.3f} s ({100 * instance.replay_seconds / elapsed:.2f}% "
+              f"of the export); largest durable payload {host.largest_payload} bytes")
+        print(f"peak RSS of this process: {rss_before:.0f} MiB before the export, {rss_after:.0f} MiB after")
         from azure.durable_functions.models.utils.http_utils import _close_session
+        from shared.storage_clients import close_all
         loop.run_until_complete(host.stop())
         loop.run_until_complete(_close_session())
+        loop.run_until_complete(close_all())
     finally:
         azurite.close()
 

@@ -39,5 +39,5 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
     if refusal:
         raise ExportFailedError(refusal)
     if following.finished:
-        return following.progress.to_dict()
+        return {**following.status(), "copyMode": following.copy_mode}
     context.continue_as_new(following.to_dict())
