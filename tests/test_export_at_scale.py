@@ -1,0 +1,78 @@
+"""An export of 100,000 instances, requested by naming all 100,000 of them: exact counts, every file, bounded payloads.
+
+The instances are small pydicom-made files (CT_small.dcm's header, UIDs rewritten in place) on an Azurite of
+their own, so the rest of the session's emulator stays small.
+"""
+import asyncio
+import json
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from bench.export_throughput import _layout, _seed, _template
+from tests.azurite import Azurite
+from tests.export_client import export_body
+
+INSTANCES = 100_000
+PAYLOAD_LIMIT = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def scale_azurite():
+    """A fresh emulator holding the 100,000 instances."""
+    emulator = Azurite().start()
+    yield emulator
+    emulator.close()
+
+
+def test_a_hundred_thousand_named_instances_export_exactly_with_bounded_payloads(loop, host, scale_azurite,
+                                                                                monkeypatch):
+    for name, value in {"AzureWebJobsStorage": scale_azurite.connection_string, "EXPORT_BATCH_SIZE": "500",
+                        "EXPORT_BATCHES_IN_FLIGHT": "8", "EXPORT_COPIES_PER_BATCH": "16"}.items():
+        monkeypatch.setenv(name, value)
+    template, placeholders = _template(2048)
+    _, instances = _layout(INSTANCES, series_per_study=10, per_series=100)
+    loop.run_until_complete(_seed(scale_azurite.connection_string, instances, template, placeholders))
+    service = BlobServiceClient.from_connection_string(scale_azurite.connection_string)
+    service.create_container("export")
+    values = ["/".join(instance) for instance in instances]
+    host.payloads.clear()
+    host.largest_payload = 0
+    percents = []
+
+    async def run():
+        body = export_body(values, {"connectionString": scale_azurite.connection_string, "blobContainerName": "export"})
+        response = await host.request("POST", "/v2/export", json.dumps(body).encode(),
+                                      {"Content-Type": "application/json"})
+        assert response.status_code == 202, response.get_body()[:300]
+        operation_id = json.loads(response.get_body())["id"]
+
+        async def watch(name, request, attempt):
+            if name == "copy_batch":
+                status = json.loads((await host.request("GET", f"/v2/operations/{operation_id}")).get_body())
+                percents.append(status.get("percentComplete"))
+        host.before_activity = watch
+        started = loop.time()
+        instance = await host.run(operation_id)
+        elapsed = loop.time() - started
+        final = json.loads((await host.request("GET", f"/v2/operations/{operation_id}")).get_body())
+        return operation_id, instance, elapsed, final
+
+    operation_id, instance, elapsed, final = loop.run_until_complete(run())
+    assert (final["status"], final["results"]["exported"], final["results"]["skipped"], final["percentComplete"]) == (
+        "succeeded", INSTANCES, 0, 100)
+    assert host.largest_payload < PAYLOAD_LIMIT
+    assert instance.longest_history <= 10 + 2 * 8  # the bound for 8 batches in flight, no retries
+    assert instance.replay_seconds < 0.05 * elapsed
+    known = [p for p in percents if p is not None]
+    assert known == sorted(known) and len(known) >= len(percents) - 8 and known[0] < 10
+    source = {b.name: b.content_settings.content_md5 for b in service.get_container_client("dicom").list_blobs()}
+    exported = {b.name.split("/results/", 1)[1]: b.content_settings.content_md5
+                for b in service.get_container_client("export").list_blobs(name_starts_with=f"{operation_id}/results/")}
+    assert len(exported) == INSTANCES and exported == source  # every file present, each with the source's MD5
+    assert service.get_blob_client("export", f"{operation_id}/errors.log").download_blob().readall() == b""
+    for name in list(source)[::10_000]:
+        assert service.get_blob_client("export", f"{operation_id}/results/{name}").download_blob().readall() == \
+            service.get_blob_client("dicom", name).download_blob().readall()
+    work = service.get_container_client("dicom-export-work")
+    assert [b.name for b in work.list_blobs(name_starts_with=f"{operation_id}/")] == []
