@@ -45,6 +45,8 @@ def _template(size: int) -> Tuple[bytes, Tuple[bytes, bytes, bytes]]:
     study, series, sop = _uid(1, 0), _uid(2, 0), _uid(3, 0)
     dataset.StudyInstanceUID, dataset.SeriesInstanceUID, dataset.SOPInstanceUID = study, series, sop
     dataset.file_meta.MediaStorageSOPInstanceUID = sop
+    if size < 40_000:  # smaller than CT_small itself: keep the header, drop the image
+        del dataset.PixelData
     base = io.BytesIO()
     dataset.save_as(base, enforce_file_format=True)
     padding = max(size - len(base.getvalue()) - 32, 0)
@@ -156,6 +158,7 @@ def main() -> None:
         started = time.perf_counter()
         loop.run_until_complete(_seed(azurite.connection_string, instances, template, placeholders))
         seeded = time.perf_counter() - started
+        print(f"seeded {args.instances} instances in {seeded:.1f} s", flush=True)
         service = BlobServiceClient.from_connection_string(azurite.connection_string)
         service.get_container_client("export").create_container()
         from function_app import app
@@ -163,9 +166,11 @@ def main() -> None:
         names = [f"{s}/{se}/{sop}.dcm" for s, se, sop in instances[:args.baseline_limit]]
         bare = loop.run_until_complete(_bare_server_side_copy(azurite.connection_string, names,
                                                                settings.copies_in_flight))
+        print(f"(c) done in {bare:.1f} s", flush=True)
         rss_before = _peak_rss_mib()
         elapsed, instance, status = loop.run_until_complete(_service_export(host, azurite, studies))
         rss_after = _peak_rss_mib()
+        print(f"(a) done in {elapsed:.1f} s", flush=True)
         service.get_container_client("export").delete_container()
         naive = _naive_copy(service, names)
         size_mb = len(template) / 1e6

@@ -25,6 +25,8 @@ def scale_azurite():
     emulator.close()
 
 
+@pytest.mark.scale
+@pytest.mark.timeout(1500)
 def test_a_hundred_thousand_named_instances_export_exactly_with_bounded_payloads(loop, host, scale_azurite,
                                                                                 monkeypatch):
     for name, value in {"AzureWebJobsStorage": scale_azurite.connection_string, "EXPORT_BATCH_SIZE": "500",
