@@ -1,4 +1,4 @@
-"""Seeds a real Orthanc with pydicom instances and times a naive WADO-RS → blob copy loop, for the DICOMweb store.
+"""Seeds a real Orthanc and times, on the same data, this service's export from it and a naive WADO-RS → blob loop.
 
 Usage: .venv/bin/python -m bench.dicomweb_throughput [--instances N] [--size BYTES] [--series-per-study K]
 `seed_orthanc` and `naive_loop` are meant to be reused by a service-side measurement on the same data.
@@ -6,6 +6,8 @@ Usage: .venv/bin/python -m bench.dicomweb_throughput [--instances N] [--size BYT
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import time
 import urllib.request
 import uuid
@@ -18,6 +20,8 @@ from shared.identifiers import DicomIdentifier
 from shared.multipart import FirstPartReader, multipart_boundary
 from tests.azurite import Azurite
 from tests.dicom_samples import make_instance, make_large_instance
+from bench.export_throughput import SEALING_KEY, _service_export
+from tests.durable_host import DurableHost
 from tests.orthanc import Orthanc
 
 INSTANCES_PER_SERIES = 10
@@ -61,7 +65,7 @@ def naive_loop(dicomweb_url: str, instances: List[DicomIdentifier], container: C
 
 
 def main() -> None:
-    """Start Orthanc and Azurite, seed, run the naive loop, print the figures."""
+    """Start Orthanc and Azurite, seed, run (a) the service export and (b) the naive loop, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=200)
     parser.add_argument("--size", type=int, default=512 * 1024)
@@ -72,14 +76,31 @@ def main() -> None:
         started = time.perf_counter()
         instances = seed_orthanc(orthanc, args.instances, args.size, args.series_per_study)
         seeded = time.perf_counter() - started
-        container = BlobServiceClient.from_connection_string(azurite.connection_string) \
-            .get_container_client(f"naive-{uuid.uuid4().hex[:8]}")
+        os.environ.update({"AzureWebJobsStorage": azurite.connection_string, "DICOM_STORE_TYPE": "dicomweb",
+                           "DICOMWEB_URL": orthanc.dicomweb_url, "EXPORT_ALLOWED_DESTINATION_HOSTS": "127.0.0.1",
+                           "EXPORT_SEALING_KEY": SEALING_KEY})
+        service = BlobServiceClient.from_connection_string(azurite.connection_string)
+        service.create_container("export")
+        from function_app import app
+        loop = asyncio.new_event_loop()
+        host = loop.run_until_complete(DurableHost(app.get_functions()).start())
+        studies = sorted({instance.study for instance in instances})
+        exported, _, status = loop.run_until_complete(_service_export(host, azurite, studies))
+        container = service.get_container_client(f"naive-{uuid.uuid4().hex[:8]}")
         container.create_container()
-        elapsed = naive_loop(orthanc.dicomweb_url, instances, container)
+        naive = naive_loop(orthanc.dicomweb_url, instances, container)
         megabytes = sum(blob.size for blob in container.list_blobs()) / 1e6
         print(f"seeded {len(instances)} instances of about {args.size} bytes into Orthanc in {seeded:.2f} s")
-        print(f"naive WADO-RS → blob loop: {elapsed:.2f} s, {len(instances) / elapsed:.1f} instances/s, "
-              f"{megabytes / elapsed:.1f} MB/s")
+        print(f"(a) service export from Orthanc: {exported:.2f} s, {len(instances) / exported:.1f} instances/s, "
+              f"{megabytes / exported:.1f} MB/s -> {status['status']}, exported {status['results']['exported']}")
+        print(f"(b) naive WADO-RS → blob loop:   {naive:.2f} s, {len(instances) / naive:.1f} instances/s, "
+              f"{megabytes / naive:.1f} MB/s")
+        print(f"ratio (a)/(b): {naive / exported:.2f}")
+        from azure.durable_functions.models.utils.http_utils import _close_session
+        from shared.storage_clients import close_all
+        loop.run_until_complete(host.stop())
+        loop.run_until_complete(_close_session())
+        loop.run_until_complete(close_all())
     finally:
         orthanc.close()
         azurite.close()

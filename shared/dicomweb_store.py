@@ -159,7 +159,8 @@ class DicomWebStore:
     async def open_instance(self, instance: DicomIdentifier) -> _WadoContent:
         """Start a WADO-RS retrieve of the instance as stored; 404/410 and other 4xx raise InstanceUnavailableError."""
         path = f"/studies/{_uid(instance.study)}/series/{_uid(instance.series)}/instances/{_uid(instance.sop)}"
-        response = await self._get(path, None, {"Accept": WADO_ACCEPT})
+        # identity: a server that compresses (Orthanc gzips when asked) spends CPU on bytes that are mostly pixels
+        response = await self._get(path, None, {"Accept": WADO_ACCEPT, "Accept-Encoding": "identity"})
         try:
             if response.status in _VANISHED_STATUSES:
                 raise InstanceUnavailableError(
