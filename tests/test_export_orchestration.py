@@ -121,6 +121,7 @@ def test_destination_deleted_mid_export_fails_with_a_message(loop, host, azurite
 
 def test_batch_retried_after_dying_half_way_counts_once(loop, host, azurite, destination, put_instance):
     study, series, data = _series(put_instance, 4)
+    missing = f"{new_uid()}/{new_uid()}/{new_uid()}"
     copy_function = host.activities["copy_batch"][0]
 
     async def die_after_copying(name, request, attempt):
@@ -129,11 +130,15 @@ def test_batch_retried_after_dying_half_way_counts_once(loop, host, azurite, des
             raise ConnectionResetError("worker lost its connection after copying")
 
     host.before_activity = die_after_copying
-    state = run_export(loop, host, export_body([study], container_settings(azurite, destination.container_name)))
+    state = run_export(loop, host, export_body([study, missing],
+                                               container_settings(azurite, destination.container_name)))
     operation_id = state["operationId"]
-    assert (state["status"], state["results"]["exported"], state["results"]["skipped"]) == ("succeeded", 4, 0)
+    assert (state["status"], state["results"]["exported"], state["results"]["skipped"]) == ("succeeded", 4, 1)
     for sop, expected in data.items():
         assert destination.download_blob(f"{operation_id}/results/{study}/{series}/{sop}.dcm").readall() == expected
+    # errors.log is written at least once: the dead attempt's line is there, and the retry's
+    assert [(line["identifier"], line["error"]) for line in error_lines(destination, operation_id)] == [
+        (missing, "The specified instance cannot be found.")] * 2
 
 
 def test_activity_failing_every_attempt_fails_the_operation_generically(loop, host, azurite, destination,
