@@ -20,7 +20,7 @@ from shared.identifiers import DicomIdentifier
 from shared.multipart import FirstPartReader, multipart_boundary
 from tests.azurite import Azurite
 from tests.dicom_samples import make_instance, make_large_instance
-from bench.export_throughput import SEALING_KEY, _service_export
+from bench.export_throughput import SEALING_KEY, _service_export, shut_down
 from tests.durable_host import DurableHost
 from tests.orthanc import Orthanc
 
@@ -96,11 +96,7 @@ def main() -> None:
         print(f"(b) naive WADO-RS → blob loop:   {naive:.2f} s, {len(instances) / naive:.1f} instances/s, "
               f"{megabytes / naive:.1f} MB/s")
         print(f"ratio (a)/(b): {naive / exported:.2f}")
-        from azure.durable_functions.models.utils.http_utils import _close_session
-        from shared.storage_clients import close_all
-        loop.run_until_complete(host.stop())
-        loop.run_until_complete(_close_session())
-        loop.run_until_complete(close_all())
+        shut_down(loop, host)
     finally:
         orthanc.close()
         azurite.close()

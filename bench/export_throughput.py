@@ -129,6 +129,15 @@ async def _service_export(host: DurableHost, azurite: Azurite, studies: List[str
     return elapsed, instance, status
 
 
+def shut_down(loop: asyncio.AbstractEventLoop, host: DurableHost) -> None:
+    """Stop the host stand-in and close the durable client's and the storage clients' sessions."""
+    from azure.durable_functions.models.utils.http_utils import _close_session
+    from shared.storage_clients import close_all
+    loop.run_until_complete(host.stop())
+    loop.run_until_complete(_close_session())
+    loop.run_until_complete(close_all())
+
+
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -191,11 +200,7 @@ def main() -> None:
               f"orchestrator replay {instance.replay_seconds:.3f} s ({100 * instance.replay_seconds / elapsed:.2f}% "
               f"of the export); largest durable payload {host.largest_payload} bytes")
         print(f"peak RSS of this process: {rss_before:.0f} MiB before the export, {rss_after:.0f} MiB after")
-        from azure.durable_functions.models.utils.http_utils import _close_session
-        from shared.storage_clients import close_all
-        loop.run_until_complete(host.stop())
-        loop.run_until_complete(_close_session())
-        loop.run_until_complete(close_all())
+        shut_down(loop, host)
     finally:
         azurite.close()
 
