@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import List, Optional, Sequence
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob.aio import ContainerClient
+from azure.storage.blob.aio import BlobClient, ContainerClient
 
 from shared.export_state import InstanceBatch
 from shared.settings import WorkSettings
@@ -104,10 +104,11 @@ class WorkStore:
         """Delete the operation's working files, the sealed destination first; return how many were deleted."""
         await self.revoke(operation_id)
         names = [blob.name async for blob in self._container.list_blobs(name_starts_with=f"{operation_id}/")]
-        await _bounded(self._delete_if_present(name) for name in names)
+        await _bounded(self.delete_if_present(name) for name in names)
         return len(names)
 
-    async def _delete_if_present(self, name: str) -> None:
+    async def delete_if_present(self, name: str) -> None:
+        """Delete one working file; one already gone is fine."""
         try:
             await self._container.delete_blob(name)
         except ResourceNotFoundError:
@@ -127,12 +128,16 @@ class WorkStore:
 
     async def revoke(self, operation_id: str) -> None:
         """Delete the sealed destination, so no step can open the destination again."""
-        await self._delete_if_present(f"{operation_id}/destination")
+        await self.delete_if_present(f"{operation_id}/destination")
 
     async def _live_steps(self, operation_id: str) -> int:
         since = datetime.now(timezone.utc) - STEP_PRESUMED_DEAD
         return len([blob async for blob in self._container.list_blobs(name_starts_with=f"{operation_id}/active/")
                     if blob.last_modified >= since])
+
+    def step_marker(self, operation_id: str) -> BlobClient:
+        """A new `<operation id>/active/<id>` marker for one running step."""
+        return self._container.get_blob_client(f"{operation_id}/active/{uuid.uuid4().hex}")
 
     def watch(self, operation_id: str) -> "StepWatch":
         """A registration of one running step that notices when the operation is revoked."""
@@ -145,7 +150,7 @@ class StepWatch:
     def __init__(self, work: WorkStore, operation_id: str):
         self._work = work
         self._operation_id = operation_id
-        self._marker = work._container.get_blob_client(f"{operation_id}/active/{uuid.uuid4().hex}")
+        self._marker = work.step_marker(operation_id)
         self._poller: Optional[asyncio.Task] = None
         self.revoked = False
 
@@ -166,4 +171,4 @@ class StepWatch:
     async def __aexit__(self, *exc_info) -> None:
         self._poller.cancel()
         await asyncio.gather(self._poller, return_exceptions=True)
-        await self._work._delete_if_present(self._marker.blob_name)
+        await self._work.delete_if_present(self._marker.blob_name)
