@@ -46,9 +46,8 @@ async def copy_batch(request: dict) -> dict:
 
 
 @bp.activity_trigger(input_name="operation_id")
-async def end_export(operation_id: str) -> int:
-    """Delete the operation's working files, its sealed destination first, so the credential is no longer usable."""
+async def end_export(operation_id: str) -> None:
+    """Delete the operation's working files, its sealed destination with them, so the credential is no longer usable."""
     work = await WorkStore.connect(WorkSettings.from_environment())
-    deleted = await work.discard(operation_id)
-    logging.info("Export %s ended; %d working files deleted", operation_id, deleted)
-    return deleted
+    await work.discard(operation_id)
+    logging.info("Export %s ended; its working files are deleted", operation_id)

@@ -36,6 +36,7 @@ async def prepare_export(request: ExportRequest, operation_id: str, settings: Ex
     except (AzureError, TypeError, ValueError) as error:  # the SDK can trip over a non-storage endpoint's answer
         raise InvalidRequestError(destination.describe_refusal(error)) from None
     work = await WorkStore.connect(WorkSettings.from_environment())
+    await work.create(operation_id)
     await work.save_identifiers(operation_id, [str(i) for i in request.identifiers])
     await work.save_sealed_destination(operation_id, seal(destination.to_dict(), key, operation_id))
     return ExportCheckpoint(

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 from urllib.parse import urlsplit
@@ -15,7 +16,8 @@ DEFAULT_BATCH_SIZE = 100
 DEFAULT_BATCHES_IN_FLIGHT = 4
 DEFAULT_COPIES_PER_BATCH = 8
 DEFAULT_STORE_CONTAINER = "dicom"
-DEFAULT_WORK_CONTAINER = "dicom-export-work"
+DEFAULT_WORK_CONTAINER_PREFIX = "dicom-export"
+_WORK_CONTAINER_PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,29}$")  # + "-" + 32 hex <= 63
 COPY_MODES = ("auto", "put-from-url", "copy-from-url", "stream")
 DEFAULT_DICOMWEB_SCOPE = "https://dicom.healthcareapis.azure.com/.default"
 STORE_TYPES = ("blob", "dicomweb")
@@ -208,13 +210,17 @@ class StoreSettings:
 
 
 class WorkSettings(StoreSettings):
-    """The service's own storage (AzureWebJobsStorage) and the container holding each export's working files."""
+    """The service's own storage (AzureWebJobsStorage); `container` is the prefix of each export's work container."""
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] = os.environ) -> "WorkSettings":
-        """Read AzureWebJobsStorage (or AzureWebJobsStorage__blobServiceUri) and EXPORT_WORK_CONTAINER."""
-        container = env.get("EXPORT_WORK_CONTAINER", "").strip() or DEFAULT_WORK_CONTAINER
-        found = cls._from_setting(env, "AzureWebJobsStorage", container)
+        """Read AzureWebJobsStorage (or AzureWebJobsStorage__blobServiceUri) and EXPORT_WORK_CONTAINER_PREFIX."""
+        prefix = env.get("EXPORT_WORK_CONTAINER_PREFIX", "").strip() or DEFAULT_WORK_CONTAINER_PREFIX
+        if not _WORK_CONTAINER_PREFIX.match(prefix):
+            raise ServiceConfigurationError(
+                f"App setting EXPORT_WORK_CONTAINER_PREFIX must be 3 to 30 lowercase letters, digits and single "
+                f"hyphens, starting and ending with a letter or digit, not '{prefix}'.")
+        found = cls._from_setting(env, "AzureWebJobsStorage", prefix)
         if found is None:
             raise ServiceConfigurationError(
                 "The service's own storage is not configured: set AzureWebJobsStorage (a connection string) or "

@@ -1,4 +1,4 @@
-"""The service's own blob container for each export's working files: its identifiers, its resolved batches, its sealed destination."""
+"""The service's own storage for each export's working files: its identifiers, its resolved batches, its sealed destination."""
 from __future__ import annotations
 
 import asyncio
@@ -7,8 +7,8 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import List, Optional, Sequence
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob.aio import BlobClient, ContainerClient
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClient
 
 from shared.export_state import InstanceBatch
 from shared.settings import WorkSettings
@@ -20,7 +20,9 @@ STEP_HEARTBEAT = timedelta(seconds=2)
 STEP_PRESUMED_DEAD = timedelta(seconds=15)
 DRAIN_LIMIT_SECONDS = 60
 _WRITES_IN_FLIGHT = 16
-_created_containers: set = set()
+DESTINATION = "destination"
+ACTIVE_STEPS = "active/"
+STEP_STATE, STEP_ENDED = "step", "ended"
 
 
 class OperationRevokedError(Exception):
@@ -36,41 +38,51 @@ async def _bounded(jobs, limit: int = _WRITES_IN_FLIGHT) -> list:
     return await asyncio.gather(*(run(job) for job in jobs))
 
 
-class WorkStore:
-    """`<operation id>/identifiers/<page>.json`, `<operation id>/batches/<n>.json` and `<operation id>/destination`."""
+def work_container_name(prefix: str, operation_id: str) -> str:
+    """The container holding one operation's working files: `<prefix>-<operation id>`."""
+    return f"{prefix}-{operation_id}"
 
-    def __init__(self, container: ContainerClient):
-        self._container = container
+
+class WorkStore:
+    """Each operation's working files, in a container of its own (`<prefix>-<operation id>`), deleted in one call:
+    `identifiers/<page>.json`, `batches/<n>.json`, `destination` and the running steps' `active/<id>` markers."""
+
+    def __init__(self, service: BlobServiceClient, prefix: str):
+        self._service = service
+        self._prefix = prefix
 
     @classmethod
     async def connect(cls, settings: WorkSettings) -> "WorkStore":
-        """The work container on the process's shared client, created the first time this process uses it."""
-        container = blob_service(settings).get_container_client(settings.container)
-        if settings not in _created_containers:
-            try:
-                await container.create_container()
-            except ResourceExistsError:
-                pass
-            _created_containers.add(settings)
-        return cls(container)
+        """The work containers on the process's shared client for the service's own storage."""
+        return cls(blob_service(settings), settings.container)
 
-    async def _write(self, name: str, data: bytes) -> None:
-        await self._container.get_blob_client(name).upload_blob(data, overwrite=True)
+    def _container(self, operation_id: str) -> ContainerClient:
+        return self._service.get_container_client(work_container_name(self._prefix, operation_id))
 
-    async def _read(self, name: str) -> bytes:
-        return await (await self._container.get_blob_client(name).download_blob()).readall()
+    def _blob(self, operation_id: str, name: str) -> BlobClient:
+        return self._container(operation_id).get_blob_client(name)
+
+    async def _write(self, operation_id: str, name: str, data: bytes) -> None:
+        await self._blob(operation_id, name).upload_blob(data, overwrite=True)
+
+    async def _read(self, operation_id: str, name: str) -> bytes:
+        return await (await self._blob(operation_id, name).download_blob()).readall()
+
+    async def create(self, operation_id: str) -> None:
+        """Create the operation's work container."""
+        await self._container(operation_id).create_container()
 
     async def save_identifiers(self, operation_id: str, identifiers: Sequence[str]) -> None:
         """Store the export's identifiers in pages of 1,000."""
         pages = range(0, len(identifiers), IDENTIFIERS_PER_PAGE)
-        await _bounded(self._write(f"{operation_id}/identifiers/{start // IDENTIFIERS_PER_PAGE:06d}.json",
+        await _bounded(self._write(operation_id, f"identifiers/{start // IDENTIFIERS_PER_PAGE:06d}.json",
                                    json.dumps(list(identifiers[start:start + IDENTIFIERS_PER_PAGE])).encode())
                        for start in pages)
 
     async def load_identifiers(self, operation_id: str, start: int, count: int) -> List[str]:
         """Identifiers `start` to `start + count` (fewer at the end of the list)."""
         first, last = start // IDENTIFIERS_PER_PAGE, (start + count - 1) // IDENTIFIERS_PER_PAGE
-        pages = await _bounded(self._read(f"{operation_id}/identifiers/{page:06d}.json")
+        pages = await _bounded(self._read(operation_id, f"identifiers/{page:06d}.json")
                                for page in range(first, last + 1))
         values = [value for page in pages for value in json.loads(page)]
         offset = start - first * IDENTIFIERS_PER_PAGE
@@ -78,66 +90,67 @@ class WorkStore:
 
     async def save_batches(self, operation_id: str, first_index: int, batches: Sequence[InstanceBatch]) -> None:
         """Store resolved batches under consecutive numbers from `first_index`."""
-        await _bounded(self._write(f"{operation_id}/batches/{first_index + i:08d}.json",
+        await _bounded(self._write(operation_id, f"batches/{first_index + i:08d}.json",
                                    json.dumps(batch.to_dict()).encode()) for i, batch in enumerate(batches))
 
     async def load_batch(self, operation_id: str, index: int) -> InstanceBatch:
         """The batch stored under number `index`."""
-        return InstanceBatch.from_dict(json.loads(await self._read(f"{operation_id}/batches/{index:08d}.json")))
+        return InstanceBatch.from_dict(json.loads(await self._read(operation_id, f"batches/{index:08d}.json")))
 
     async def save_sealed_destination(self, operation_id: str, sealed: str) -> None:
         """Keep the sealed destination where only this service reads it, out of every durable payload."""
-        await self._write(f"{operation_id}/destination", sealed.encode())
+        await self._write(operation_id, DESTINATION, sealed.encode())
 
     async def load_sealed_destination(self, operation_id: str) -> str:
         """The sealed destination; raise OperationRevokedError once the operation has ended."""
         try:
-            return (await self._read(f"{operation_id}/destination")).decode()
+            return (await self._read(operation_id, DESTINATION)).decode()
         except ResourceNotFoundError:
             raise OperationRevokedError(f"Export {operation_id} has ended; its destination is revoked.") from None
 
     async def is_revoked(self, operation_id: str) -> bool:
-        """Whether the operation's sealed destination is gone."""
-        return not await self._container.get_blob_client(f"{operation_id}/destination").exists()
+        """Whether the operation's sealed destination (or its whole work container) is gone."""
+        return not await self._blob(operation_id, DESTINATION).exists()
 
-    async def discard(self, operation_id: str) -> int:
-        """Delete the operation's working files, the sealed destination first; return how many were deleted."""
-        await self.revoke(operation_id)
-        names = [blob.name async for blob in self._container.list_blobs(name_starts_with=f"{operation_id}/")]
-        await _bounded(self.delete_if_present(name) for name in names)
-        return len(names)
-
-    async def delete_if_present(self, name: str) -> None:
-        """Delete one working file; one already gone is fine."""
+    async def discard(self, operation_id: str) -> None:
+        """Delete the operation's work container, and with it every working file; one already gone is fine."""
         try:
-            await self._container.delete_blob(name)
+            await self._container(operation_id).delete_container()
         except ResourceNotFoundError:
             pass
 
     async def withdraw(self, operation_id: str) -> None:
         """Revoke the operation's destination, wait until no running step can still write, then tidy up.
 
-        Steps register under `<operation id>/active/` before unsealing and stop starting writes once they see the
-        revocation; in-flight writes finish before a step leaves. A step silent for 15 s is presumed dead.
+        Steps register under `active/` before unsealing and stop starting writes once they see the revocation;
+        in-flight writes finish before a step leaves. A step silent for 15 s is presumed dead.
         """
         await self.revoke(operation_id)
         deadline = asyncio.get_running_loop().time() + DRAIN_LIMIT_SECONDS
-        while await self._live_steps(operation_id) and asyncio.get_running_loop().time() < deadline:
+        while await self.running_steps(operation_id) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(REVOCATION_POLL_SECONDS / 2)
         await self.discard(operation_id)
 
     async def revoke(self, operation_id: str) -> None:
         """Delete the sealed destination, so no step can open the destination again."""
-        await self.delete_if_present(f"{operation_id}/destination")
+        try:
+            await self._blob(operation_id, DESTINATION).delete_blob()
+        except ResourceNotFoundError:
+            pass
 
-    async def _live_steps(self, operation_id: str) -> int:
+    async def running_steps(self, operation_id: str) -> int:
+        """How many steps of the operation are running: registered, not ended, and heard from within 15 s."""
         since = datetime.now(timezone.utc) - STEP_PRESUMED_DEAD
-        return len([blob async for blob in self._container.list_blobs(name_starts_with=f"{operation_id}/active/")
-                    if blob.last_modified >= since])
+        try:
+            return len([blob async for blob in self._container(operation_id).list_blobs(
+                name_starts_with=ACTIVE_STEPS, include=["metadata"])
+                if blob.last_modified >= since and (blob.metadata or {}).get(STEP_STATE) != STEP_ENDED])
+        except ResourceNotFoundError:
+            return 0
 
     def step_marker(self, operation_id: str) -> BlobClient:
-        """A new `<operation id>/active/<id>` marker for one running step."""
-        return self._container.get_blob_client(f"{operation_id}/active/{uuid.uuid4().hex}")
+        """A new `active/<id>` marker for one running step of the operation."""
+        return self._blob(operation_id, f"{ACTIVE_STEPS}{uuid.uuid4().hex}")
 
     def watch(self, operation_id: str) -> "StepWatch":
         """A registration of one running step that notices when the operation is revoked."""
@@ -155,7 +168,10 @@ class StepWatch:
         self.revoked = False
 
     async def __aenter__(self) -> "StepWatch":
-        await self._marker.upload_blob(b"", overwrite=True)
+        try:
+            await self._marker.upload_blob(b"", overwrite=True)
+        except ResourceNotFoundError:  # the work container is gone: the operation has ended
+            raise OperationRevokedError(f"Export {self._operation_id} has ended; its destination is revoked.") from None
         self._poller = asyncio.ensure_future(self._poll())
         return self
 
@@ -164,11 +180,15 @@ class StepWatch:
         while not self.revoked:
             await asyncio.sleep(REVOCATION_POLL_SECONDS)
             self.revoked = await self._work.is_revoked(self._operation_id)
-            if asyncio.get_running_loop().time() - beat > STEP_HEARTBEAT.total_seconds():
+            if not self.revoked and asyncio.get_running_loop().time() - beat > STEP_HEARTBEAT.total_seconds():
                 await self._marker.upload_blob(b"", overwrite=True)
                 beat = asyncio.get_running_loop().time()
 
     async def __aexit__(self, *exc_info) -> None:
+        """Stop polling and mark the step ended (rewriting its marker is cheaper than deleting it)."""
         self._poller.cancel()
         await asyncio.gather(self._poller, return_exceptions=True)
-        await self._work.delete_if_present(self._marker.blob_name)
+        try:
+            await self._marker.upload_blob(b"", overwrite=True, metadata={STEP_STATE: STEP_ENDED})
+        except ResourceNotFoundError:
+            pass

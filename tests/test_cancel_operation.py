@@ -6,7 +6,7 @@ import pytest
 
 from shared.instance_copy import InstanceCopier
 from tests.dicom_samples import new_uid
-from tests.export_client import container_settings, export_body, get_operation, post_export, run_export
+from tests.export_client import container_settings, export_body, get_operation, post_export, run_export, working_files
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_cancel_mid_run_terminates_and_schedules_nothing_more(loop, host, azurit
     assert started == ["resolve_batches", "copy_batch"]  # nothing was scheduled after the running copy
     assert (instance.runtime_status, instance.generations) == ("Terminated", 1)
     assert _results(destination, operation_id) == []  # the copy began after the cancel was acknowledged: refused
-    assert _working_files(blob_service, operation_id) == []
+    assert working_files(blob_service, operation_id) is None
     status, state, headers = get_operation(loop, host, operation_id, version)
     assert (status, state["status"], state["results"]["exported"], headers.get("Location")) == (200, "canceled", 0, None)
     assert _cancel(loop, host, operation_id, version) == (
@@ -169,9 +169,5 @@ def test_cancel_waits_for_copies_in_flight_and_nothing_is_written_after_it(loop,
     assert (status, instance.runtime_status, instance.output) == (200, "Terminated", "Canceled by the caller.")
     assert events == ["released", "copied", "acknowledged"]  # the in-flight copy finished before the answer
     assert len(files_at_ack) == 1 and _results(destination, operation_id) == files_at_ack
-    assert _working_files(blob_service, operation_id) == []
+    assert working_files(blob_service, operation_id) is None
 
-
-def _working_files(blob_service, operation_id):
-    container = blob_service.get_container_client("dicom-export-work")
-    return [b.name for b in container.list_blobs(name_starts_with=f"{operation_id}/")]

@@ -15,7 +15,7 @@ from azure.storage.blob import BlobServiceClient
 
 from tests.azurite import KEY, Azurite
 from tests.dicom_samples import make_instance, new_uid
-from tests.export_client import container_settings, error_lines, export_body, post_export
+from tests.export_client import container_settings, error_lines, export_body, post_export, working_files
 
 
 def _seed_study(container, count):
@@ -97,7 +97,6 @@ def test_fifty_exports_at_once_are_each_exact_without_cross_talk(loop, host, azu
 
     instances = loop.run_until_complete(run_all())
     assert [i.runtime_status for i in instances] == ["Completed"] * 50
-    work = blob_service.get_container_client("dicom-export-work")
     for operation_id, container, data, unknown in exports:
         state = _final(loop, host, operation_id)
         assert (state["results"]["exported"], state["results"]["skipped"]) == (5, 1)
@@ -105,7 +104,7 @@ def test_fifty_exports_at_once_are_each_exact_without_cross_talk(loop, host, azu
         _assert_exported(container, operation_id, data)
         assert [(line["identifier"], line["error"]) for line in error_lines(container, operation_id)] == [
             (unknown, "The specified study cannot be found.")]
-        assert list(work.list_blobs(name_starts_with=f"{operation_id}/")) == []  # the sealed destination is gone
+        assert working_files(blob_service, operation_id) is None  # the sealed destination is gone with the rest
 
 
 def test_no_secret_appears_in_payloads_statuses_logs_or_errors_log(loop, host, azurite, store, blob_service,

@@ -16,7 +16,8 @@ def _resolve_all(loop, azurite, destination, identifiers, batching):
     operation_id = uuid.uuid4().hex
 
     async def run():
-        work = await WorkStore.connect(WorkSettings("dicom-export-work", connection_string=azurite.connection_string))
+        work = await WorkStore.connect(WorkSettings("dicom-export", connection_string=azurite.connection_string))
+        await work.create(operation_id)
         await work.save_identifiers(operation_id, identifiers)
         from azure.storage.blob.aio import ContainerClient
         async with ContainerClient.from_connection_string(azurite.connection_string,

@@ -94,3 +94,18 @@ def test_malformed_dicomweb_settings_name_themselves(env, message):
     with pytest.raises(ServiceConfigurationError) as error:
         StoreSettings.from_environment(env)
     assert str(error.value) == message
+
+
+def test_work_container_prefix_defaults_and_is_checked():
+    from shared.settings import WorkSettings
+    assert WorkSettings.from_environment({"AzureWebJobsStorage": "b"}).container == "dicom-export"
+    assert WorkSettings.from_environment({"AzureWebJobsStorage": "b",
+                                          "EXPORT_WORK_CONTAINER_PREFIX": "exp-2"}).container == "exp-2"
+    for bad in ("Export", "ex", "a--b", "work-", "-work", "w" * 31, "work_files"):
+        with pytest.raises(ServiceConfigurationError) as error:
+            WorkSettings.from_environment({"AzureWebJobsStorage": "b", "EXPORT_WORK_CONTAINER_PREFIX": bad})
+        assert str(error.value) == (
+            "App setting EXPORT_WORK_CONTAINER_PREFIX must be 3 to 30 lowercase letters, digits and single hyphens, "
+            f"starting and ending with a letter or digit, not '{bad}'.")
+    assert WorkSettings.from_environment({"AzureWebJobsStorage": "b",
+                                          "EXPORT_WORK_CONTAINER_PREFIX": "w" * 30}).container == "w" * 30
