@@ -45,8 +45,9 @@ def _template(size: int) -> Tuple[bytes, Tuple[bytes, bytes, bytes]]:
     study, series, sop = _uid(1, 0), _uid(2, 0), _uid(3, 0)
     dataset.StudyInstanceUID, dataset.SeriesInstanceUID, dataset.SOPInstanceUID = study, series, sop
     dataset.file_meta.MediaStorageSOPInstanceUID = sop
-    if size < 40_000:  # smaller than CT_small itself: keep the header, drop the image
+    if size < 40_000:  # smaller than CT_small itself: keep the public header, drop the image and private tags
         del dataset.PixelData
+        dataset.remove_private_tags()
     base = io.BytesIO()
     dataset.save_as(base, enforce_file_format=True)
     padding = max(size - len(base.getvalue()) - 32, 0)

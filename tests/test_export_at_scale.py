@@ -66,8 +66,9 @@ def test_a_hundred_thousand_named_instances_export_exactly_with_bounded_payloads
     assert host.largest_payload < PAYLOAD_LIMIT
     assert instance.longest_history <= 10 + 2 * 8  # the bound for 8 batches in flight, no retries
     assert instance.replay_seconds < 0.05 * elapsed
-    known = [p for p in percents if p is not None]
-    assert known == sorted(known) and len(known) >= len(percents) - 8 and known[0] < 10
+    first_known = next(i for i, percent in enumerate(percents) if percent is not None)
+    known = percents[first_known:]  # once resolution has counted every instance, it stays known and only grows
+    assert None not in known and known == sorted(known) and first_known < len(percents) // 3
     source = {b.name: b.content_settings.content_md5 for b in service.get_container_client("dicom").list_blobs()}
     exported = {b.name.split("/results/", 1)[1]: b.content_settings.content_md5
                 for b in service.get_container_client("export").list_blobs(name_starts_with=f"{operation_id}/results/")}
