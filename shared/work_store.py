@@ -22,7 +22,7 @@ DRAIN_LIMIT_SECONDS = 60
 _WRITES_IN_FLIGHT = 16
 DESTINATION = "destination"
 ACTIVE_STEPS = "active/"
-STEP_STATE, STEP_ENDED = "step", "ended"
+STEP_STATE, STEP_RUNNING, STEP_ENDED = "step", "running", "ended"
 
 
 class OperationRevokedError(Exception):
@@ -158,7 +158,11 @@ class WorkStore:
 
 
 class StepWatch:
-    """Marks a step as running under `<operation id>/active/<id>` and polls for the operation's revocation."""
+    """Marks a step as running under `active/<id>` and polls for the operation's revocation.
+
+    The marker is an empty append blob whose metadata says running or ended, and heartbeats rewrite the metadata:
+    no step writes blob content, so none leaves stale content behind for the storage to collect.
+    """
 
     def __init__(self, work: WorkStore, operation_id: str):
         self._work = work
@@ -169,7 +173,7 @@ class StepWatch:
 
     async def __aenter__(self) -> "StepWatch":
         try:
-            await self._marker.upload_blob(b"", overwrite=True)
+            await self._marker.create_append_blob(metadata={STEP_STATE: STEP_RUNNING})
         except ResourceNotFoundError:  # the work container is gone: the operation has ended
             raise OperationRevokedError(f"Export {self._operation_id} has ended; its destination is revoked.") from None
         self._poller = asyncio.ensure_future(self._poll())
@@ -181,14 +185,14 @@ class StepWatch:
             await asyncio.sleep(REVOCATION_POLL_SECONDS)
             self.revoked = await self._work.is_revoked(self._operation_id)
             if not self.revoked and asyncio.get_running_loop().time() - beat > STEP_HEARTBEAT.total_seconds():
-                await self._marker.upload_blob(b"", overwrite=True)
+                await self._marker.set_blob_metadata({STEP_STATE: STEP_RUNNING})
                 beat = asyncio.get_running_loop().time()
 
     async def __aexit__(self, *exc_info) -> None:
-        """Stop polling and mark the step ended (rewriting its marker is cheaper than deleting it)."""
+        """Stop polling and mark the step ended in its marker's metadata."""
         self._poller.cancel()
         await asyncio.gather(self._poller, return_exceptions=True)
         try:
-            await self._marker.upload_blob(b"", overwrite=True, metadata={STEP_STATE: STEP_ENDED})
+            await self._marker.set_blob_metadata({STEP_STATE: STEP_ENDED})
         except ResourceNotFoundError:
             pass

@@ -36,18 +36,18 @@ class ObservedStore:
 
     async def source_url(self, instance):
         self.urls += 1
-        return await self._at_once(self.inner.source_url(instance))
+        return await self._at_once(lambda: self.inner.source_url(instance))
 
     async def open_instance(self, instance):
         self.opened += 1
-        return await self._at_once(self.inner.open_instance(instance))
+        return await self._at_once(lambda: self.inner.open_instance(instance))
 
-    async def _at_once(self, job):
+    async def _at_once(self, call):
         self.now += 1
         self.most = max(self.most, self.now)
         try:
             await asyncio.sleep(0.01)
-            return await job
+            return await call()
         finally:
             self.now -= 1
 
