@@ -2,14 +2,17 @@
 
 (a) POST → the real orchestrator and activities through the host stand-in the tests use → completed;
 (b) what a user would write first: download each instance and upload it, one at a time, with azure-storage-blob;
-(c) the fastest copy Azurite supports, bare: server-side Copy Blob From URL with asyncio, as many in flight as (a).
+(c) the fastest copy Azurite supports, bare: server-side Copy Blob From URL with asyncio, as many in flight as (a),
+    for every instance (its copies are then deleted, which frees no content: they share the source's).
 Instances are pydicom-made: one template file whose UIDs are rewritten in place (same lengths), padded to --size.
 The runs go (c), (b), (a), and nothing is deleted in between: Azurite's periodic collection of unreferenced content
 (every 10 min) stalls it for minutes when thousands of deleted blobs' content is waiting, so no run leaves any
 behind for a later one to pay for.
 
 Usage: .venv/bin/python -m bench.export_throughput [--instances N] [--size BYTES] [--series-per-study K]
-           [--baseline-limit M]   (b) and (c) copy the first M instances when N is larger (default 5,000)
+           [--request studies|instances] [--baseline-limit M]
+  --request       what (a) names: the studies (default; resolved by listing) or every instance (no listing)
+  --baseline-limit  (b) copies the first M instances when N is larger (default 5,000)
 """
 from __future__ import annotations
 
@@ -102,7 +105,7 @@ def _naive_copy(service: BlobServiceClient, names: List[str]) -> float:
 
 
 async def _bare_server_side_copy(connection_string: str, names: List[str], in_flight: int) -> float:
-    """(c): Copy Blob From URL for each instance, `in_flight` at a time, nothing else."""
+    """(c): Copy Blob From URL for each instance, `in_flight` at a time, nothing else; then delete the copies."""
     async with AsyncBlobServiceClient.from_connection_string(connection_string) as service:
         source, target = service.get_container_client("dicom"), service.get_container_client(f"bare-{uuid.uuid4().hex[:8]}")
         await target.create_container()
@@ -119,9 +122,9 @@ async def _bare_server_side_copy(connection_string: str, names: List[str], in_fl
         return elapsed
 
 
-async def _service_export(host: DurableHost, azurite: Azurite, studies: List[str]) -> tuple:
-    """(a): POST the export, run it to its end through the host stand-in, read its final status."""
-    body = export_body(studies, {"connectionString": azurite.connection_string, "blobContainerName": "export"})
+async def _service_export(host: DurableHost, azurite: Azurite, values: List[str]) -> tuple:
+    """(a): POST the export of `values`, run it to its end through the host stand-in, read its final status."""
+    body = export_body(values, {"connectionString": azurite.connection_string, "blobContainerName": "export"})
     started = time.perf_counter()
     response = await host.request("POST", "/v2/export", json.dumps(body).encode(), {"Content-Type": "application/json"})
     operation_id = json.loads(response.get_body())["id"]
@@ -155,6 +158,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=2000)
     parser.add_argument("--size", type=int, default=512 * 1024)
     parser.add_argument("--series-per-study", type=int, default=4)
+    parser.add_argument("--request", choices=("studies", "instances"), default="studies")
     parser.add_argument("--baseline-limit", type=int, default=5000)
     args = parser.parse_args()
     azurite = Azurite().start()
@@ -174,14 +178,16 @@ def main() -> None:
         service.get_container_client("export").create_container()
         from function_app import app
         host = loop.run_until_complete(DurableHost(app.get_functions()).start())
-        names = [f"{s}/{se}/{sop}.dcm" for s, se, sop in instances[:args.baseline_limit]]
-        bare = loop.run_until_complete(_bare_server_side_copy(azurite.connection_string, names,
+        every = [f"{s}/{se}/{sop}.dcm" for s, se, sop in instances]
+        names = every[:args.baseline_limit]
+        bare = loop.run_until_complete(_bare_server_side_copy(azurite.connection_string, every,
                                                                settings.copies_in_flight))
         print(f"(c) done in {bare:.1f} s", flush=True)
         naive = _naive_copy(service, names)
         print(f"(b) done in {naive:.1f} s", flush=True)
         rss_before = _peak_rss_mib()
-        elapsed, instance, status = loop.run_until_complete(_service_export(host, azurite, studies))
+        elapsed, instance, status = loop.run_until_complete(_service_export(
+            host, azurite, studies if args.request == "studies" else ["/".join(i) for i in instances]))
         rss_after = _peak_rss_mib()
         print(f"(a) done in {elapsed:.1f} s", flush=True)
         size_mb = len(template) / 1e6
@@ -191,12 +197,12 @@ def main() -> None:
         print(f"settings: batch {settings.batch_size}, batches in flight {settings.batches_in_flight}, copies per "
               f"batch {settings.copies_per_batch} ({settings.copies_in_flight} copies in flight), "
               f"copy mode {settings.copy_mode}")
-        print(_line("(a) service export, end to end", args.instances, elapsed, size_mb)
+        print(_line(f"(a) service export, {args.request} named", args.instances, elapsed, size_mb)
               + f"  -> {status['status']}, exported {status['results']['exported']}, "
                 f"skipped {status['results']['skipped']}, percentComplete {status.get('percentComplete')}")
         print(_line("(b) naive sequential loop", len(names), naive, size_mb) + "  (run second)")
-        print(_line("(c) bare server-side copy (limit)", len(names), bare, size_mb) + "  (run first)")
-        print(f"ratio (a)/(b): {rate / (len(names) / naive):.2f}   ratio (a)/(c): {rate / (len(names) / bare):.2f}")
+        print(_line("(c) bare server-side copy (limit)", len(every), bare, size_mb) + "  (run first)")
+        print(f"ratio (a)/(b): {rate / (len(names) / naive):.2f}   ratio (a)/(c): {rate / (len(every) / bare):.2f}")
         print(f"copy mode settled: {(instance.output or {}).get('copyMode')}; generations "
               f"{instance.generations + 1}; longest history per generation {instance.longest_history} events; "
               f"orchestrator replay {instance.replay_seconds:.3f} s ({100 * instance.replay_seconds / elapsed:.2f}% "
