@@ -20,7 +20,7 @@ from shared.identifiers import DicomIdentifier
 from shared.multipart import FirstPartReader, multipart_boundary
 from tests.azurite import Azurite
 from tests.dicom_samples import make_instance, make_large_instance
-from bench.export_throughput import SEALING_KEY, _service_export, shut_down
+from bench.export_throughput import SEALING_KEY, service_export, shut_down
 from tests.durable_host import DurableHost
 from tests.orthanc import Orthanc
 
@@ -85,7 +85,7 @@ def main() -> None:
         loop = asyncio.new_event_loop()
         host = loop.run_until_complete(DurableHost(app.get_functions()).start())
         studies = sorted({instance.study for instance in instances})
-        exported, _, status = loop.run_until_complete(_service_export(host, azurite, studies))
+        exported, _, status = loop.run_until_complete(service_export(host, azurite, studies))
         container = service.get_container_client(f"naive-{uuid.uuid4().hex[:8]}")
         container.create_container()
         naive = naive_loop(orthanc.dicomweb_url, instances, container)

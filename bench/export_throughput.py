@@ -45,7 +45,7 @@ def _uid(kind: int, number: int) -> str:
     return f"{UID_ROOT}.{kind}.{10 ** 9 + number}"
 
 
-def _template(size: int) -> Tuple[bytes, Tuple[bytes, bytes, bytes]]:
+def instance_template(size: int) -> Tuple[bytes, Tuple[bytes, bytes, bytes]]:
     """CT_small.dcm under placeholder UIDs, padded with a private OB element to about `size` bytes."""
     dataset = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     study, series, sop = _uid(1, 0), _uid(2, 0), _uid(3, 0)
@@ -64,7 +64,8 @@ def _template(size: int) -> Tuple[bytes, Tuple[bytes, bytes, bytes]]:
     return out.getvalue(), (study.encode(), series.encode(), sop.encode())
 
 
-def _layout(count: int, series_per_study: int, per_series: int = 10) -> Tuple[List[str], List[Tuple[str, str, str]]]:
+def study_layout(count: int, series_per_study: int, per_series: int = 10) -> Tuple[List[str], List[Tuple[str, str, str]]]:
+    """`count` instances as (study, series, sop) UIDs in studies of `series_per_study` series; and the study UIDs."""
     studies, instances = [], []
     while len(instances) < count:
         study = _uid(1, len(studies) + 1)
@@ -77,7 +78,7 @@ def _layout(count: int, series_per_study: int, per_series: int = 10) -> Tuple[Li
     return studies, instances
 
 
-async def _seed(connection_string: str, instances, template: bytes, placeholders) -> None:
+async def seed_store(connection_string: str, instances, template: bytes, placeholders) -> None:
     """Upload every instance with 64 uploads in flight."""
     semaphore = asyncio.Semaphore(SEED_IN_FLIGHT)
     async with AsyncBlobServiceClient.from_connection_string(connection_string) as service:
@@ -122,7 +123,7 @@ async def _bare_server_side_copy(connection_string: str, names: List[str], in_fl
         return elapsed
 
 
-async def _service_export(host: DurableHost, azurite: Azurite, values: List[str]) -> tuple:
+async def service_export(host: DurableHost, azurite: Azurite, values: List[str]) -> tuple:
     """(a): POST the export of `values`, run it to its end through the host stand-in, read its final status."""
     body = export_body(values, {"connectionString": azurite.connection_string, "blobContainerName": "export"})
     started = time.perf_counter()
@@ -143,7 +144,8 @@ def shut_down(loop: asyncio.AbstractEventLoop, host: DurableHost) -> None:
     loop.run_until_complete(close_all())
 
 
-def _peak_rss_mib() -> float:
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far, in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -167,11 +169,11 @@ def main() -> None:
                            "EXPORT_ALLOWED_DESTINATION_HOSTS": "127.0.0.1", "EXPORT_SEALING_KEY": SEALING_KEY})
         from shared.settings import ExportSettings
         settings = ExportSettings.from_environment()
-        template, placeholders = _template(args.size)
-        studies, instances = _layout(args.instances, args.series_per_study)
+        template, placeholders = instance_template(args.size)
+        studies, instances = study_layout(args.instances, args.series_per_study)
         loop = asyncio.new_event_loop()
         started = time.perf_counter()
-        loop.run_until_complete(_seed(azurite.connection_string, instances, template, placeholders))
+        loop.run_until_complete(seed_store(azurite.connection_string, instances, template, placeholders))
         seeded = time.perf_counter() - started
         print(f"seeded {args.instances} instances in {seeded:.1f} s", flush=True)
         service = BlobServiceClient.from_connection_string(azurite.connection_string)
@@ -185,10 +187,10 @@ def main() -> None:
         print(f"(c) done in {bare:.1f} s", flush=True)
         naive = _naive_copy(service, names)
         print(f"(b) done in {naive:.1f} s", flush=True)
-        rss_before = _peak_rss_mib()
-        elapsed, instance, status = loop.run_until_complete(_service_export(
+        rss_before = peak_rss_mib()
+        elapsed, instance, status = loop.run_until_complete(service_export(
             host, azurite, studies if args.request == "studies" else ["/".join(i) for i in instances]))
-        rss_after = _peak_rss_mib()
+        rss_after = peak_rss_mib()
         print(f"(a) done in {elapsed:.1f} s", flush=True)
         size_mb = len(template) / 1e6
         rate = args.instances / elapsed

@@ -15,7 +15,7 @@ import hashlib
 import io
 import json
 import os
-import resource
+
 import struct
 import subprocess
 import sys
@@ -26,11 +26,11 @@ import pydicom
 from azure.storage.blob import BlobServiceClient
 from pydicom.data import get_testdata_file
 
+from bench.export_throughput import peak_rss_mib
 from tests.azurite import Azurite
 
 BLOCK = 4 * 1024 * 1024
 STUDY, SERIES, SOP = "1.2.826.0.1.3680043.10.2.1", "1.2.826.0.1.3680043.10.2.2", "1.2.826.0.1.3680043.10.2.3"
-
 
 def _header(value_length: int) -> bytes:
     """The file up to its last element's value, with that element (7FE1,1000 OB) declaring `value_length` bytes."""
@@ -42,7 +42,6 @@ def _header(value_length: int) -> bytes:
     dataset.save_as(out, enforce_file_format=True)
     prefix = out.getvalue()[:-2]
     return prefix[:-4] + struct.pack("<I", value_length)
-
 
 def _seed(service: BlobServiceClient, total: int) -> str:
     """Upload the large instance in 4 MiB blocks; return its SHA-256."""
@@ -61,13 +60,11 @@ def _seed(service: BlobServiceClient, total: int) -> str:
     blob.commit_block_list(ids)
     return digest.hexdigest()
 
-
 def _sha256(service: BlobServiceClient, container: str, name: str) -> str:
     digest = hashlib.sha256()
     for chunk in service.get_blob_client(container, name).download_blob(max_concurrency=1).chunks():
         digest.update(chunk)
     return digest.hexdigest()
-
 
 async def _copy_in_this_process(operation_id: str, container_name: str) -> dict:
     """Child: warm up the clients, then copy the instance with the service's streamed copy path."""
@@ -85,15 +82,14 @@ async def _copy_in_this_process(operation_id: str, container_name: str) -> dict:
     store, container = connect_store(StoreSettings.from_environment()), destination.shared_client()
     await container.get_container_properties()
     await container.upload_blob("warm-up", b"warm", overwrite=True)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = peak_rss_mib()
     copier = InstanceCopier(store, destination, container, operation_id, "stream")
     started = time.perf_counter()
     progress = await copy_batch(InstanceBatch.of([(DicomIdentifier(STUDY, SERIES, SOP), False)]), copier,
                                 ErrorLog(container, operation_id), 1)
     elapsed = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    after = peak_rss_mib()
     return {"exported": progress.exported, "seconds": elapsed, "rss_before_mib": before, "rss_after_mib": after}
-
 
 def main() -> None:
     """Seed the large instance, copy it in a child process, print the RSS growth and check the bytes."""
@@ -125,7 +121,6 @@ def main() -> None:
         print(f"byte-identical: {copied_sha == source_sha} (sha256 {copied_sha[:16]}...)")
     finally:
         azurite.close()
-
 
 if __name__ == "__main__":
     main()

@@ -9,7 +9,7 @@ import json
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from bench.export_throughput import _layout, _seed, _template
+from bench.export_throughput import instance_template, seed_store, study_layout
 from tests.azurite import Azurite
 from tests.export_client import export_body, working_files
 
@@ -32,9 +32,9 @@ def test_a_hundred_thousand_named_instances_export_exactly_with_bounded_payloads
     for name, value in {"AzureWebJobsStorage": scale_azurite.connection_string, "EXPORT_BATCH_SIZE": "500",
                         "EXPORT_BATCHES_IN_FLIGHT": "8", "EXPORT_COPIES_PER_BATCH": "16"}.items():
         monkeypatch.setenv(name, value)
-    template, placeholders = _template(2048)
-    _, instances = _layout(INSTANCES, series_per_study=10, per_series=100)
-    loop.run_until_complete(_seed(scale_azurite.connection_string, instances, template, placeholders))
+    template, placeholders = instance_template(2048)
+    _, instances = study_layout(INSTANCES, series_per_study=10, per_series=100)
+    loop.run_until_complete(seed_store(scale_azurite.connection_string, instances, template, placeholders))
     service = BlobServiceClient.from_connection_string(scale_azurite.connection_string)
     service.create_container("export")
     values = ["/".join(instance) for instance in instances]
