@@ -2,7 +2,7 @@
 import json
 import logging
 import uuid
-from typing import Optional
+from typing import Awaitable, Callable, Optional
 from urllib.parse import urlsplit
 
 import azure.durable_functions as df
@@ -10,10 +10,16 @@ import azure.functions as func
 
 from activities.export_steps import bp as export_steps
 from orchestrators.export_orchestrator import bp as export_orchestration
-from shared.errors import InvalidRequestError, OperationFinishedError, OperationNotFoundError, ServiceConfigurationError
-from shared.export_request import parse_export_request
-from shared.export_start import prepare_export
-from shared.operation_control import cancel_export, describe_export, find_export
+from shared.api.control import (
+    OperationFinishedError,
+    OperationNotFoundError,
+    cancel_export,
+    describe_export,
+    find_export,
+)
+from shared.api.request import parse_export_request
+from shared.api.start import prepare_export
+from shared.errors import InvalidRequestError, ServiceConfigurationError
 from shared.settings import ExportSettings
 
 SUPPORTED_VERSIONS = {"1": 1, "2": 2}
@@ -80,35 +86,37 @@ async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationCli
     return _json(202, {"id": operation_id, "href": href}, location=href)
 
 
+async def _answer_for_operation(req: func.HttpRequest,
+                                act: Callable[[int, str], Awaitable[func.HttpResponse]]) -> func.HttpResponse:
+    """Check the version, then run `act(version, operation id)`; unknown operations are 404s, ended ones 409s."""
+    version = _api_version(req)
+    if version is None:
+        return _version_not_found(req)
+    try:
+        return await act(version, req.route_params.get("operationId", ""))
+    except OperationNotFoundError as error:
+        return _text(404, str(error))
+    except OperationFinishedError as error:
+        return _text(409, str(error))
+
+
 @app.route(route="v{version}/operations/{operationId}", methods=["GET"])
 @app.durable_client_input(client_name="client")
 async def get_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """GET /v{n}/operations/{id}: the export's status, 202 while in progress, 200 once terminal, 404 if unknown."""
-    version = _api_version(req)
-    if version is None:
-        return _version_not_found(req)
-    operation_id = req.route_params.get("operationId", "")
-    try:
+    async def describe(version: int, operation_id: str) -> func.HttpResponse:
         state = describe_export(operation_id, await find_export(client, operation_id, ORCHESTRATOR), version)
-    except OperationNotFoundError as error:
-        return _text(404, str(error))
-    location = _operation_href(req, version, operation_id) if state.in_progress else None
-    return _json(state.status_code, state.body, location=location)
+        location = _operation_href(req, version, operation_id) if state.in_progress else None
+        return _json(state.status_code, state.body, location=location)
+    return await _answer_for_operation(req, describe)
 
 
 @app.route(route="v{version}/operations/{operationId}", methods=["DELETE"])
 @app.durable_client_input(client_name="client")
 async def cancel_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """DELETE /v{n}/operations/{id}: cancel a running export; 200 with its canceled status, 404 unknown, 409 ended."""
-    version = _api_version(req)
-    if version is None:
-        return _version_not_found(req)
-    operation_id = req.route_params.get("operationId", "")
-    try:
+    async def cancel(version: int, operation_id: str) -> func.HttpResponse:
         state = await cancel_export(client, operation_id, ORCHESTRATOR, version)
-    except OperationNotFoundError as error:
-        return _text(404, str(error))
-    except OperationFinishedError as error:
-        return _text(409, str(error))
-    logging.info("Export %s canceled", operation_id)
-    return _json(state.status_code, state.body)
+        logging.info("Export %s canceled", operation_id)
+        return _json(state.status_code, state.body)
+    return await _answer_for_operation(req, cancel)

@@ -3,13 +3,13 @@ import logging
 
 import azure.durable_functions as df
 
-from shared.batch_copy import copy_batch as copy_instances
-from shared.export_session import ExportSession, run_export_step
-from shared.export_state import BatchOutcome, CopyRequest, ResolvedBatches, ResolveRequest
-from shared.instance_copy import InstanceCopier
-from shared.resolution import resolve_batches as resolve_identifiers
+from shared.export.batch_copy import copy_batch as copy_instances
+from shared.export.instance_copier import InstanceCopier
+from shared.export.payloads import BatchOutcome, CopyRequest, ResolvedBatches, ResolveRequest
+from shared.export.resolution import resolve_batches as resolve_identifiers
+from shared.export.step_session import ExportSession, run_export_step
+from shared.export.work_store import WorkStore
 from shared.settings import WorkSettings
-from shared.work_store import WorkStore
 
 bp = df.Blueprint()
 

@@ -15,12 +15,12 @@ from typing import List
 
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from shared.dicomweb_store import WADO_ACCEPT
+from bench.export_throughput import SEALING_KEY, service_export, shut_down
 from shared.identifiers import DicomIdentifier
-from shared.multipart import FirstPartReader, multipart_boundary
+from shared.source.dicomweb_store import WADO_ACCEPT
+from shared.source.multipart import FirstPartReader, multipart_boundary
 from tests.azurite import Azurite
 from tests.dicom_samples import make_instance, make_large_instance
-from bench.export_throughput import SEALING_KEY, service_export, shut_down
 from tests.durable_host import DurableHost
 from tests.orthanc import Orthanc
 

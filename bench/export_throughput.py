@@ -138,7 +138,8 @@ async def service_export(host: DurableHost, azurite: Azurite, values: List[str])
 def shut_down(loop: asyncio.AbstractEventLoop, host: DurableHost) -> None:
     """Stop the host stand-in and close the durable client's and the storage clients' sessions."""
     from azure.durable_functions.models.utils.http_utils import _close_session
-    from shared.storage_clients import close_all
+
+    from shared.cloud.clients import close_all
     loop.run_until_complete(host.stop())
     loop.run_until_complete(_close_session())
     loop.run_until_complete(close_all())

@@ -15,7 +15,6 @@ import hashlib
 import io
 import json
 import os
-
 import struct
 import subprocess
 import sys
@@ -68,14 +67,14 @@ def _sha256(service: BlobServiceClient, container: str, name: str) -> str:
 
 async def _copy_in_this_process(operation_id: str, container_name: str) -> dict:
     """Child: warm up the clients, then copy the instance with the service's streamed copy path."""
-    from shared.batch_copy import copy_batch
-    from shared.destination_settings import parse_destination
-    from shared.dicom_store import connect_store
-    from shared.error_log import ErrorLog
-    from shared.export_state import InstanceBatch
+    from shared.destination.error_log import ErrorLog
+    from shared.destination.validation import parse_destination
+    from shared.export.batch_copy import copy_batch
+    from shared.export.instance_copier import InstanceCopier
+    from shared.export.payloads import InstanceBatch
     from shared.identifiers import DicomIdentifier
-    from shared.instance_copy import InstanceCopier
     from shared.settings import ExportSettings, StoreSettings
+    from shared.source.connect import connect_store
     settings = ExportSettings.from_environment()
     destination = parse_destination({"connectionstring": os.environ["AzureWebJobsStorage"],
                                      "blobcontainername": container_name}, settings.allowed_destinations)

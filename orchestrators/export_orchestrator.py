@@ -1,8 +1,9 @@
 """The export orchestration: each generation resolves ahead while copying the next batches, then continues as new."""
 import azure.durable_functions as df
 
-from shared.export_state import BatchOutcome, ExportCheckpoint, ResolvedBatches
-from shared.operation_status import ExportFailedError
+from shared.errors import ExportFailedError
+from shared.export.checkpoint import ExportCheckpoint
+from shared.export.payloads import BatchOutcome, ResolvedBatches
 from shared.settings import ACTIVITY_ATTEMPTS, ACTIVITY_FIRST_RETRY_MS
 
 bp = df.Blueprint()

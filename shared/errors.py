@@ -21,9 +21,10 @@ def quote_value(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-class OperationNotFoundError(Exception):
-    """No export operation has the given id; becomes a 404."""
+class ExportFailedError(Exception):
+    """Raised by the orchestrator to fail an export with a message written for the caller."""
 
+    PREFIX = "Export failed: "
 
-class OperationFinishedError(Exception):
-    """The export operation has already ended, so it cannot be canceled; becomes a 409."""
+    def __init__(self, message: str):
+        super().__init__(self.PREFIX + message)

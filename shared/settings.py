@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import base64
-import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
-from shared.destination_allowlist import DEFAULT_ALLOWLIST, DestinationAllowlist
+from shared.allowlist import DEFAULT_ALLOWLIST, DestinationAllowlist, is_loopback_host
 from shared.errors import ServiceConfigurationError
 
 DEFAULT_BATCH_SIZE = 100
@@ -36,6 +35,13 @@ def _whole_number(env: Mapping[str, str], name: str, default: int, maximum: int)
     return int(raw)
 
 
+def _concurrency(env: Mapping[str, str]) -> Tuple[int, int, int]:
+    """EXPORT_BATCH_SIZE, EXPORT_BATCHES_IN_FLIGHT and EXPORT_COPIES_PER_BATCH, checked."""
+    return (_whole_number(env, "EXPORT_BATCH_SIZE", DEFAULT_BATCH_SIZE, 500),
+            _whole_number(env, "EXPORT_BATCHES_IN_FLIGHT", DEFAULT_BATCHES_IN_FLIGHT, 16),
+            _whole_number(env, "EXPORT_COPIES_PER_BATCH", DEFAULT_COPIES_PER_BATCH, 64))
+
+
 @dataclass(frozen=True)
 class ExportSettings:
     """How exports are batched and sealed, read from the app settings."""
@@ -56,10 +62,11 @@ class ExportSettings:
     @classmethod
     def from_environment(cls, env: Mapping[str, str] = os.environ) -> "ExportSettings":
         """Read and check EXPORT_* settings; raise ServiceConfigurationError naming a malformed one."""
+        batch_size, batches_in_flight, copies_per_batch = _concurrency(env)
         return cls(
-            batch_size=_whole_number(env, "EXPORT_BATCH_SIZE", DEFAULT_BATCH_SIZE, 500),
-            batches_in_flight=_whole_number(env, "EXPORT_BATCHES_IN_FLIGHT", DEFAULT_BATCHES_IN_FLIGHT, 16),
-            copies_per_batch=_whole_number(env, "EXPORT_COPIES_PER_BATCH", DEFAULT_COPIES_PER_BATCH, 64),
+            batch_size=batch_size,
+            batches_in_flight=batches_in_flight,
+            copies_per_batch=copies_per_batch,
             sealing_key=_sealing_key(env),
             identity_client_id=env.get("EXPORT_IDENTITY_CLIENT_ID") or None,
             allowed_destinations=_allowed_destinations(env),
@@ -129,20 +136,11 @@ class DicomWebSettings:
                     raise ServiceConfigurationError(f"App setting {name} must be set when DICOMWEB_AUTH is basic.")
             if ":" in username:
                 raise ServiceConfigurationError("App setting DICOMWEB_USERNAME must not contain ':'.")
+        _, batches_in_flight, copies_per_batch = _concurrency(env)
         return cls(url, auth, username, password,
                    scope=env.get("DICOMWEB_SCOPE", "").strip() or DEFAULT_DICOMWEB_SCOPE,
                    client_id=env.get("DICOMWEB_CLIENT_ID", "").strip() or None,
-                   connections=_whole_number(env, "EXPORT_BATCHES_IN_FLIGHT", DEFAULT_BATCHES_IN_FLIGHT, 16)
-                   * _whole_number(env, "EXPORT_COPIES_PER_BATCH", DEFAULT_COPIES_PER_BATCH, 64))
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+                   connections=batches_in_flight * copies_per_batch)
 
 
 def _dicomweb_url(raw: str, auth: str) -> str:
@@ -163,7 +161,7 @@ def _dicomweb_url(raw: str, auth: str) -> str:
         raise ServiceConfigurationError(
             f"App setting DICOMWEB_URL must be an http or https URL of the DICOMweb service root with no query, "
             f"not '{raw}'.")
-    if auth != "none" and parts.scheme != "https" and not _is_loopback(host):
+    if auth != "none" and parts.scheme != "https" and not is_loopback_host(host):
         raise ServiceConfigurationError(
             f"App setting DICOMWEB_URL must use https when DICOMWEB_AUTH is {auth}, so that credentials are not "
             f"sent in clear (plain http is allowed for loopback hosts only).")

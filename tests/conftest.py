@@ -69,7 +69,7 @@ def app_settings(azurite: Azurite) -> Iterator[Dict[str, str]]:
 @pytest.fixture(scope="session")
 def loop() -> Iterator[asyncio.AbstractEventLoop]:
     """One persistent event loop, as the worker has (the SDK keeps one aiohttp session per process)."""
-    from shared.storage_clients import close_all
+    from shared.cloud.clients import close_all
     event_loop = asyncio.new_event_loop()
     yield event_loop
     event_loop.run_until_complete(close_all())

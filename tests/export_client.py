@@ -55,8 +55,9 @@ def error_lines(container, operation_id: str) -> List[Dict[str, Any]]:
 def working_files(blob_service, operation_id: str) -> Optional[List[str]]:
     """The names in an operation's work container (default prefix), or None once the container is gone."""
     from azure.core.exceptions import ResourceNotFoundError
+
+    from shared.export.work_store import work_container_name
     from shared.settings import DEFAULT_WORK_CONTAINER_PREFIX
-    from shared.work_store import work_container_name
     container = blob_service.get_container_client(work_container_name(DEFAULT_WORK_CONTAINER_PREFIX, operation_id))
     try:
         return [blob.name for blob in container.list_blobs()]

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from shared.instance_copy import InstanceCopier
+from shared.export.instance_copier import InstanceCopier
 from tests.dicom_samples import new_uid
 from tests.export_client import container_settings, export_body, get_operation, post_export, run_export, working_files
 

@@ -3,7 +3,6 @@
 The instances are small pydicom-made files (CT_small.dcm's header, UIDs rewritten in place) on an Azurite of
 their own, so the rest of the session's emulator stays small.
 """
-import asyncio
 import json
 
 import pytest

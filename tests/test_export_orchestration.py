@@ -3,11 +3,10 @@ import json
 
 import pytest
 
-from shared.operation_status import INTERNAL_FAILURE
+from shared.api.status import INTERNAL_FAILURE
 from tests.azurite import KEY
 from tests.dicom_samples import new_uid
-from tests.export_client import (container_settings, error_lines, export_body, get_operation, post_export,
-                                 run_export)
+from tests.export_client import container_settings, error_lines, export_body, get_operation, post_export, run_export
 
 
 @pytest.fixture

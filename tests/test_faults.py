@@ -10,7 +10,6 @@ import tempfile
 import time
 import uuid
 
-import pytest
 from azure.storage.blob import BlobServiceClient
 
 from tests.azurite import KEY, Azurite

@@ -464,8 +464,8 @@ def test_unreachable_endpoint_is_400(loop, host):
 
 
 def test_managed_identity_token_failure_is_400(loop, host, monkeypatch):
-    from azure.identity import CredentialUnavailableError
     import azure.identity.aio
+    from azure.identity import CredentialUnavailableError
 
     class NoIdentity:
         def __init__(self, **kwargs):

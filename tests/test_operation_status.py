@@ -4,8 +4,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared.export_state import Batching, ExportCheckpoint, Progress
-from shared.operation_status import INTERNAL_FAILURE, describe_operation
+from shared.api.status import INTERNAL_FAILURE, describe_operation
+from shared.export.checkpoint import ExportCheckpoint
+from shared.export.payloads import Batching, Progress
 from tests.durable_host import Instance
 from tests.export_client import get_operation
 

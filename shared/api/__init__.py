@@ -1,0 +1,1 @@
+"""What the caller sees: request parsing, starting an export, operation status and cancel."""

@@ -1,0 +1,1 @@
+"""Azure plumbing: connection pools and cached storage clients, how storage errors read, the app's identity."""

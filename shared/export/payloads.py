@@ -1,0 +1,125 @@
+"""The small values the export's activities take and return: resolution requests, batches, copy requests, outcomes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Optional, Sequence, Tuple
+
+from shared.identifiers import DicomIdentifier
+from shared.payload import Payload
+
+
+@dataclass(frozen=True)
+class Progress(Payload):
+    """How many instances were exported and how many identifiers or instances were skipped."""
+
+    exported: int = 0
+    skipped: int = 0
+
+    def __add__(self, other: "Progress") -> "Progress":
+        return Progress(self.exported + other.exported, self.skipped + other.skipped)
+
+
+@dataclass(frozen=True)
+class Batching(Payload):
+    """Instances per copy activity, copy activities per wave, and copies in flight inside one activity."""
+
+    batch_size: int
+    batches_in_flight: int
+    copies_per_batch: int
+
+
+@dataclass(frozen=True)
+class SeriesGroup(Payload):
+    """SOP instance UIDs of one series, grouped so a batch repeats no study or series UID.
+
+    `named` says the caller named these instances directly, so none was seen in the store before copying.
+    """
+
+    study: str
+    series: str
+    sops: Tuple[str, ...]
+    named: bool = False
+
+
+@dataclass(frozen=True)
+class InstanceBatch(Payload):
+    """The instances one copy activity exports."""
+
+    groups: Tuple[SeriesGroup, ...]
+
+    @classmethod
+    def of(cls, instances: Sequence[Tuple[DicomIdentifier, bool]]) -> "InstanceBatch":
+        """Group `(instance, named)` pairs by series and by whether they were named, keeping their order."""
+        groups: list = []
+        for instance, named in instances:
+            if groups and groups[-1][:2] == (instance.study, instance.series) and groups[-1][3] == named:
+                groups[-1][2].append(instance.sop)
+            else:
+                groups.append((instance.study, instance.series, [instance.sop], named))
+        return cls(tuple(SeriesGroup(s, se, tuple(sops), named) for s, se, sops, named in groups))
+
+    def instances(self) -> Iterator[Tuple[DicomIdentifier, bool]]:
+        """Every instance in the batch, as an instance-level identifier and whether the caller named it."""
+        for group in self.groups:
+            for sop in group.sops:
+                yield DicomIdentifier(group.study, group.series, sop), group.named
+
+    def __len__(self) -> int:
+        return sum(len(g.sops) for g in self.groups)
+
+
+@dataclass(frozen=True)
+class ListingCursor(Payload):
+    """Where listing the first unfinished identifier stands, and whether it has matched an instance yet."""
+
+    token: str
+    found: bool
+
+
+@dataclass(frozen=True)
+class ResolveRequest(Payload):
+    """Input of `resolve_batches`: where resolution stands and how to batch what it finds."""
+
+    operation_id: str
+    position: int
+    continuation: Optional[ListingCursor]
+    identifier_count: int
+    first_batch: int
+    batching: Batching
+
+
+@dataclass(frozen=True)
+class ResolvedBatches(Payload):
+    """Output of `resolve_batches`: how many batches and instances it stored, and how far resolution got."""
+
+    batches: int
+    instances: int
+    position: int
+    continuation: Optional[ListingCursor]
+    skipped: int
+    refusal: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class CopyRequest(Payload):
+    """Input of `copy_batch`: which stored batch to copy, how many copies at once, and how."""
+
+    operation_id: str
+    batch_index: int
+    copies_in_flight: int
+    copy_mode: str
+
+
+@dataclass(frozen=True)
+class BatchOutcome(Payload):
+    """Output of `copy_batch`: counts, the copy mode it settled on, and the message that fails the export, if any."""
+
+    exported: int = 0
+    skipped: int = 0
+    copy_mode: str = "auto"
+    refusal: Optional[str] = None
+
+    @property
+    def progress(self) -> Progress:
+        """The counts alone."""
+        return Progress(self.exported, self.skipped)

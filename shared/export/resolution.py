@@ -1,0 +1,111 @@
+"""Resolves the export's identifiers into stored batches of instances, a bounded slice per call."""
+from __future__ import annotations
+
+import asyncio
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from shared.destination.error_log import ErrorLog
+from shared.export.payloads import InstanceBatch, ListingCursor, ResolvedBatches, ResolveRequest
+from shared.export.work_store import WorkStore
+from shared.identifiers import DicomIdentifier, parse_identifier
+from shared.source.protocol import NOT_FOUND_MESSAGES, DicomStore, InstancePage
+
+WAVES_PER_RESOLUTION = 4
+LISTINGS_PER_RESOLUTION = 200
+LISTINGS_IN_FLIGHT = 8
+LISTING_PAGE_LIMIT = 5000  # the most instances one Azure listing page returns
+
+
+class _Listings:
+    """Lists the slice's study and series identifiers in order, keeping up to 8 first pages in flight ahead of the
+    one being read; at most LISTINGS_PER_RESOLUTION listing calls are started in all."""
+
+    def __init__(self, store: DicomStore, identifiers: Sequence[DicomIdentifier], cursor: Optional[ListingCursor],
+                 page_size: int):
+        self._store = store
+        self._identifiers = identifiers
+        self._first_token = cursor.token if cursor else None
+        self._page_size = page_size
+        self._waiting = [i for i, identifier in enumerate(identifiers) if identifier.level != "instance"][::-1]
+        self._ahead: Dict[int, asyncio.Future] = {}
+        self.started = 0
+
+    def _list(self, identifier: DicomIdentifier, token: Optional[str]) -> asyncio.Future:
+        self.started += 1
+        return asyncio.ensure_future(self._store.list_instances(identifier, token, self._page_size))
+
+    def _fill(self) -> None:
+        while self._waiting and len(self._ahead) < LISTINGS_IN_FLIGHT and self.started < LISTINGS_PER_RESOLUTION:
+            index = self._waiting.pop()
+            self._ahead[index] = self._list(self._identifiers[index], self._first_token if index == 0 else None)
+
+    def can_list(self) -> bool:
+        """Whether another listing call may start in this resolution."""
+        return self.started < LISTINGS_PER_RESOLUTION
+
+    async def first_page(self, index: int) -> Optional[InstancePage]:
+        """The first page of identifier `index` (from the carried cursor for index 0); None when over budget."""
+        self._fill()
+        listing = self._ahead.pop(index, None)
+        if listing is None:
+            return None
+        self._fill()
+        return await listing
+
+    async def next_page(self, identifier: DicomIdentifier, token: str) -> InstancePage:
+        """The page after `token`."""
+        return await self._list(identifier, token)
+
+    async def close(self) -> None:
+        """Cancel the listings read ahead that this resolution will not use."""
+        for listing in self._ahead.values():
+            listing.cancel()
+        await asyncio.gather(*self._ahead.values(), return_exceptions=True)
+
+
+async def resolve_batches(request: ResolveRequest, store: DicomStore, work: WorkStore, log: ErrorLog) -> ResolvedBatches:
+    """Resolve identifiers from `request.position` into about four waves of stored batches (4 × batches in flight);
+    log identifiers matching nothing.
+
+    Instance identifiers become instances at once (the copy reports one the store lacks). Studies and series are
+    listed whole pages at a time, up to 8 listings in flight, at most 200 listing calls per call; a study cut short
+    is carried on in the returned cursor.
+    """
+    size = request.batching.batch_size
+    capacity = size * request.batching.batches_in_flight * WAVES_PER_RESOLUTION
+    texts = await work.load_identifiers(request.operation_id, request.position,
+                                        min(capacity, request.identifier_count - request.position))
+    identifiers = [parse_identifier(text) for text in texts]
+    listings = _Listings(store, identifiers, request.continuation, min(capacity, LISTING_PAGE_LIMIT))
+    found: List[Tuple[DicomIdentifier, bool]] = []
+    position, cursor, skipped = request.position, None, 0
+    try:
+        for index, identifier in enumerate(identifiers):
+            if len(found) >= capacity:
+                break
+            if identifier.level == "instance":
+                found.append((identifier, True))
+                position += 1
+                continue
+            page = await listings.first_page(index)
+            if page is None:
+                break
+            matched = bool(request.continuation and index == 0 and request.continuation.found)
+            while True:
+                found.extend((instance, False) for instance in page.instances)
+                matched = matched or bool(page.instances)
+                if page.continuation is None or len(found) >= capacity or not listings.can_list():
+                    break
+                page = await listings.next_page(identifier, page.continuation)
+            if page.continuation is not None:
+                cursor = ListingCursor(page.continuation, matched)
+                break
+            position += 1
+            if not matched:
+                log.add(texts[index], NOT_FOUND_MESSAGES[identifier.level])
+                skipped += 1
+    finally:
+        await listings.close()
+    batches = [InstanceBatch.of(found[i:i + size]) for i in range(0, len(found), size)]
+    await work.save_batches(request.operation_id, request.first_batch, batches)
+    return ResolvedBatches(len(batches), len(found), position, cursor, skipped)

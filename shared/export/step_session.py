@@ -1,0 +1,59 @@
+"""Runs one export step (resolve or copy) with the operation's destination, store, working files and error log at hand."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Awaitable, Callable, TypeVar
+
+from azure.storage.blob.aio import ContainerClient
+
+from shared.cloud.clients import set_pool_size
+from shared.destination.blob_destination import BlobDestination, DestinationRefusedError
+from shared.destination.error_log import ErrorLog
+from shared.destination.sealing import unseal
+from shared.export.step_watch import StepWatch
+from shared.export.work_store import OperationRevokedError, WorkStore
+from shared.settings import ExportSettings, StoreSettings, WorkSettings
+from shared.source.connect import connect_store
+from shared.source.protocol import DicomStore, StoreRefusedError
+
+T = TypeVar("T")
+
+
+@dataclass
+class ExportSession:
+    """What an export step works with."""
+
+    operation_id: str
+    destination: BlobDestination
+    container: ContainerClient
+    store: DicomStore
+    work: WorkStore
+    log: ErrorLog
+    watch: StepWatch
+
+
+async def run_export_step(operation_id: str, step: Callable[[ExportSession], Awaitable[T]],
+                          refused: Callable[[str], T]) -> T:
+    """Run `step` and flush its error lines; a refusal by the destination or the store becomes `refused(message)`.
+
+    Clients come from the process's shared pools. The step registers as running before it unseals the destination
+    from the working files, so a step of an operation that has ended or been canceled is refused, and a cancel
+    waits for a running step to finish its in-flight writes.
+    """
+    settings = ExportSettings.from_environment()
+    set_pool_size(settings.copies_in_flight)
+    work = await WorkStore.connect(WorkSettings.from_environment())
+    try:
+        async with StepWatch(work, operation_id) as watch:
+            sealed = await work.load_sealed_destination(operation_id)
+            destination = BlobDestination.from_dict(unseal(sealed, settings.require_sealing_key(), operation_id))
+            container = destination.shared_client(settings.identity_client_id)
+            session = ExportSession(operation_id, destination, container,
+                                    connect_store(StoreSettings.from_environment()), work,
+                                    ErrorLog(container, operation_id), watch)
+            result = await step(session)
+            async with destination.guard():
+                await session.log.flush()
+            return result
+    except (DestinationRefusedError, StoreRefusedError, OperationRevokedError) as refusal:
+        return refused(str(refusal))

@@ -1,0 +1,153 @@
+"""The service's own storage for each export's working files: its identifiers, its resolved batches, its sealed destination."""
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import List, Sequence
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClient
+
+from shared.cloud.clients import blob_service
+from shared.export.payloads import InstanceBatch
+from shared.settings import WorkSettings
+
+IDENTIFIERS_PER_PAGE = 1000
+REVOCATION_POLL_SECONDS = 0.25
+STEP_HEARTBEAT = timedelta(seconds=2)
+STEP_PRESUMED_DEAD = timedelta(seconds=15)
+DRAIN_LIMIT_SECONDS = 60
+_WRITES_IN_FLIGHT = 16
+DESTINATION = "destination"
+ACTIVE_STEPS = "active/"
+STEP_STATE, STEP_RUNNING, STEP_ENDED = "step", "running", "ended"
+
+
+class OperationRevokedError(Exception):
+    """The operation's sealed destination is gone: it ended or was canceled, so nothing more may be written."""
+
+
+async def _bounded(jobs, limit: int = _WRITES_IN_FLIGHT) -> list:
+    semaphore = asyncio.Semaphore(limit)
+
+    async def run(job):
+        async with semaphore:
+            return await job
+    return await asyncio.gather(*(run(job) for job in jobs))
+
+
+def work_container_name(prefix: str, operation_id: str) -> str:
+    """The container holding one operation's working files: `<prefix>-<operation id>`."""
+    return f"{prefix}-{operation_id}"
+
+
+class WorkStore:
+    """Each operation's working files, in a container of its own (`<prefix>-<operation id>`), deleted in one call:
+    `identifiers/<page>.json`, `batches/<n>.json`, `destination` and the running steps' `active/<id>` markers."""
+
+    def __init__(self, service: BlobServiceClient, prefix: str):
+        self._service = service
+        self._prefix = prefix
+
+    @classmethod
+    async def connect(cls, settings: WorkSettings) -> "WorkStore":
+        """The work containers on the process's shared client for the service's own storage."""
+        return cls(blob_service(settings), settings.container)
+
+    def _container(self, operation_id: str) -> ContainerClient:
+        return self._service.get_container_client(work_container_name(self._prefix, operation_id))
+
+    def _blob(self, operation_id: str, name: str) -> BlobClient:
+        return self._container(operation_id).get_blob_client(name)
+
+    async def _write(self, operation_id: str, name: str, data: bytes) -> None:
+        await self._blob(operation_id, name).upload_blob(data, overwrite=True)
+
+    async def _read(self, operation_id: str, name: str) -> bytes:
+        return await (await self._blob(operation_id, name).download_blob()).readall()
+
+    async def create(self, operation_id: str) -> None:
+        """Create the operation's work container."""
+        await self._container(operation_id).create_container()
+
+    async def save_identifiers(self, operation_id: str, identifiers: Sequence[str]) -> None:
+        """Store the export's identifiers in pages of 1,000."""
+        pages = range(0, len(identifiers), IDENTIFIERS_PER_PAGE)
+        await _bounded(self._write(operation_id, f"identifiers/{start // IDENTIFIERS_PER_PAGE:06d}.json",
+                                   json.dumps(list(identifiers[start:start + IDENTIFIERS_PER_PAGE])).encode())
+                       for start in pages)
+
+    async def load_identifiers(self, operation_id: str, start: int, count: int) -> List[str]:
+        """Identifiers `start` to `start + count` (fewer at the end of the list)."""
+        first, last = start // IDENTIFIERS_PER_PAGE, (start + count - 1) // IDENTIFIERS_PER_PAGE
+        pages = await _bounded(self._read(operation_id, f"identifiers/{page:06d}.json")
+                               for page in range(first, last + 1))
+        values = [value for page in pages for value in json.loads(page)]
+        offset = start - first * IDENTIFIERS_PER_PAGE
+        return values[offset:offset + count]
+
+    async def save_batches(self, operation_id: str, first_index: int, batches: Sequence[InstanceBatch]) -> None:
+        """Store resolved batches under consecutive numbers from `first_index`."""
+        await _bounded(self._write(operation_id, f"batches/{first_index + i:08d}.json",
+                                   json.dumps(batch.to_dict()).encode()) for i, batch in enumerate(batches))
+
+    async def load_batch(self, operation_id: str, index: int) -> InstanceBatch:
+        """The batch stored under number `index`."""
+        return InstanceBatch.from_dict(json.loads(await self._read(operation_id, f"batches/{index:08d}.json")))
+
+    async def save_sealed_destination(self, operation_id: str, sealed: str) -> None:
+        """Keep the sealed destination where only this service reads it, out of every durable payload."""
+        await self._write(operation_id, DESTINATION, sealed.encode())
+
+    async def load_sealed_destination(self, operation_id: str) -> str:
+        """The sealed destination; raise OperationRevokedError once the operation has ended."""
+        try:
+            return (await self._read(operation_id, DESTINATION)).decode()
+        except ResourceNotFoundError:
+            raise OperationRevokedError(f"Export {operation_id} has ended; its destination is revoked.") from None
+
+    async def is_revoked(self, operation_id: str) -> bool:
+        """Whether the operation's sealed destination (or its whole work container) is gone."""
+        return not await self._blob(operation_id, DESTINATION).exists()
+
+    async def discard(self, operation_id: str) -> None:
+        """Delete the operation's work container, and with it every working file; one already gone is fine."""
+        try:
+            await self._container(operation_id).delete_container()
+        except ResourceNotFoundError:
+            pass
+
+    async def withdraw(self, operation_id: str) -> None:
+        """Revoke the operation's destination, wait until no running step can still write, then tidy up.
+
+        Steps register under `active/` before unsealing and stop starting writes once they see the revocation;
+        in-flight writes finish before a step leaves. A step silent for 15 s is presumed dead.
+        """
+        await self.revoke(operation_id)
+        deadline = asyncio.get_running_loop().time() + DRAIN_LIMIT_SECONDS
+        while await self.running_steps(operation_id) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(REVOCATION_POLL_SECONDS / 2)
+        await self.discard(operation_id)
+
+    async def revoke(self, operation_id: str) -> None:
+        """Delete the sealed destination, so no step can open the destination again."""
+        try:
+            await self._blob(operation_id, DESTINATION).delete_blob()
+        except ResourceNotFoundError:
+            pass
+
+    async def running_steps(self, operation_id: str) -> int:
+        """How many steps of the operation are running: registered, not ended, and heard from within 15 s."""
+        since = datetime.now(timezone.utc) - STEP_PRESUMED_DEAD
+        try:
+            return len([blob async for blob in self._container(operation_id).list_blobs(
+                name_starts_with=ACTIVE_STEPS, include=["metadata"])
+                if blob.last_modified >= since and (blob.metadata or {}).get(STEP_STATE) != STEP_ENDED])
+        except ResourceNotFoundError:
+            return 0
+
+    def step_marker(self, operation_id: str) -> BlobClient:
+        """A new `active/<id>` marker for one running step of the operation."""
+        return self._blob(operation_id, f"{ACTIVE_STEPS}{uuid.uuid4().hex}")

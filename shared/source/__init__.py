@@ -1,0 +1,1 @@
+"""The DICOM store the service exports from: its protocol, the blob container store and the DICOMweb store."""

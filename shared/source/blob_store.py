@@ -1,0 +1,137 @@
+"""A DICOM store in a blob container holding `<study>/<series>/<sop>.dcm`, copied server-side by short-lived SAS."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import AsyncIterator, List, Optional
+
+from azure.core.exceptions import HttpResponseError
+from azure.storage.blob import BlobSasPermissions, UserDelegationKey, generate_blob_sas
+from azure.storage.blob.aio import BlobServiceClient
+
+from shared.cloud.storage_errors import error_code, is_client_error, status_text
+from shared.errors import InvalidRequestError
+from shared.identifiers import DicomIdentifier, parse_identifier
+from shared.source.protocol import (
+    VANISHED_STATUSES,
+    InstanceContent,
+    InstancePage,
+    StoreReadError,
+    StoreRefusedError,
+    unavailable_instance,
+)
+
+SOURCE_SAS_LIFETIME = timedelta(minutes=15)
+SOURCE_SAS_CLOCK_SKEW = timedelta(minutes=5)
+DELEGATION_KEY_LIFETIME = timedelta(hours=2)
+
+
+def store_blob_name(instance: DicomIdentifier) -> str:
+    """Where the store keeps an instance: `<study>/<series>/<sop>.dcm`."""
+    return f"{instance.study}/{instance.series}/{instance.sop}.dcm"
+
+
+def instance_from_blob_name(name: str) -> Optional[DicomIdentifier]:
+    """The instance a store blob holds, or None for a blob that is not at `<study>/<series>/<sop>.dcm`."""
+    if not name.endswith(".dcm") or name.count("/") != 2:
+        return None
+    try:
+        return parse_identifier(name[: -len(".dcm")])
+    except InvalidRequestError:
+        return None
+
+
+class _BlobContent:
+    def __init__(self, downloader):
+        self._downloader = downloader
+        self.size = downloader.size
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._downloader.chunks():
+                yield chunk
+        except HttpResponseError as error:
+            raise StoreReadError(f"Reading from the DICOM store failed ({status_text(error)}).") from error
+
+
+def _refusal(error: HttpResponseError) -> StoreRefusedError:
+    return StoreRefusedError(
+        f"The DICOM store refused the export service's credentials ({status_text(error)}): check the "
+        "DICOM_STORE setting, or the role of the service's managed identity on the store.")
+
+
+class BlobDicomStore:
+    """A DicomStore backed by a blob container laid out as `<study>/<series>/<sop>.dcm`."""
+
+    def __init__(self, service: BlobServiceClient, container_name: str):
+        self._service = service
+        self._container = service.get_container_client(container_name)
+        self._delegation_key: Optional[UserDelegationKey] = None
+
+    async def list_instances(self, identifier: DicomIdentifier, continuation: Optional[str],
+                             limit: int) -> InstancePage:
+        """List by blob-name prefix; an instance identifier matches its exact blob name only."""
+        exact = store_blob_name(identifier) if identifier.level == "instance" else None
+        prefix = exact or f"{identifier}/"
+        pages = self._container.list_blobs(name_starts_with=prefix, results_per_page=limit) \
+            .by_page(continuation_token=continuation)
+        instances: List[DicomIdentifier] = []
+        try:
+            async for page in pages:
+                async for blob in page:
+                    instance = instance_from_blob_name(blob.name)
+                    if instance is not None and (exact is None or blob.name == exact):
+                        instances.append(instance)
+                break
+        except HttpResponseError as error:
+            if error.status_code in (401, 403):
+                raise _refusal(error) from error
+            raise
+        return InstancePage(instances, pages.continuation_token or None)
+
+    async def open_instance(self, instance: DicomIdentifier) -> InstanceContent:
+        """Start downloading the instance's blob; a gone or unreadable blob (a 4xx) raises InstanceUnavailableError."""
+        try:
+            downloader = await self._container.get_blob_client(store_blob_name(instance)).download_blob()
+        except HttpResponseError as error:
+            if error.status_code in VANISHED_STATUSES or is_client_error(error):
+                raise unavailable_instance(error.status_code, error_code(error)) from error
+            raise
+        return _BlobContent(downloader)
+
+    async def source_url(self, instance: DicomIdentifier) -> Optional[str]:
+        """The blob's URL with a read-only SAS for this blob alone, valid for a few minutes.
+
+        The SAS is signed with the account key (connection string), is the connection string's own SAS, or is a
+        user delegation SAS when the store is reached with a managed identity.
+        """
+        blob = self._container.get_blob_client(store_blob_name(instance))
+        if "?" in blob.url:
+            return blob.url
+        now = datetime.now(timezone.utc)
+        signing: dict = {}
+        account_key = getattr(self._service.credential, "account_key", None)
+        if account_key:
+            signing["account_key"] = account_key
+        else:
+            signing["user_delegation_key"] = await self._user_delegation_key(now)
+        sas = generate_blob_sas(blob.account_name, blob.container_name, blob.blob_name,
+                                permission=BlobSasPermissions(read=True), start=now - SOURCE_SAS_CLOCK_SKEW,
+                                expiry=now + SOURCE_SAS_LIFETIME, **signing)
+        return f"{blob.url}?{sas}"
+
+    async def _user_delegation_key(self, now: datetime) -> UserDelegationKey:
+        key = self._delegation_key
+        if key is None or _parse_time(key.signed_expiry) - now < SOURCE_SAS_LIFETIME * 2:
+            try:
+                key = await self._service.get_user_delegation_key(now - SOURCE_SAS_CLOCK_SKEW,
+                                                                  now + DELEGATION_KEY_LIFETIME)
+            except HttpResponseError as error:
+                if error.status_code in (401, 403):
+                    raise _refusal(error) from error
+                raise
+            self._delegation_key = key
+        return key
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)

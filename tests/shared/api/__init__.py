@@ -1,0 +1,1 @@
+"""Tests of shared/api: request parsing, status, operation control."""

@@ -1,0 +1,1 @@
+"""Tests of shared/destination: the caller's container, sealing and errors.log."""

@@ -1,0 +1,1 @@
+"""Tests of shared/export: checkpoint, resolution, copying, working files."""

@@ -1,0 +1,122 @@
+"""Resolution of identifiers into stored batches, a bounded slice per call, with a cursor across calls."""
+import uuid
+
+from shared.destination.error_log import ErrorLog, create_error_log
+from shared.export.payloads import Batching, ResolveRequest
+from shared.export.resolution import resolve_batches
+from shared.export.work_store import WorkStore
+from shared.settings import StoreSettings, WorkSettings
+from shared.source.connect import connect_store
+from tests.dicom_samples import new_uid
+from tests.export_client import error_lines
+
+
+def _resolve_all(loop, azurite, destination, identifiers, batching, watch_store=lambda store: store):
+    """Call resolve_batches until every identifier is consumed; return the calls' results and the stored batches."""
+    operation_id = uuid.uuid4().hex
+
+    async def run():
+        work = await WorkStore.connect(WorkSettings("dicom-export", connection_string=azurite.connection_string))
+        await work.create(operation_id)
+        await work.save_identifiers(operation_id, identifiers)
+        from azure.storage.blob.aio import ContainerClient
+        async with ContainerClient.from_connection_string(azurite.connection_string,
+                                                          destination.container_name) as target:
+            await create_error_log(target, operation_id)
+            store = watch_store(connect_store(StoreSettings("dicom", connection_string=azurite.connection_string)))
+            calls, position, continuation, batches = [], 0, None, 0
+            while position < len(identifiers) or continuation is not None:
+                log = ErrorLog(target, operation_id)
+                result = await resolve_batches(ResolveRequest(operation_id, position, continuation, len(identifiers),
+                                                              batches, batching), store, work, log)
+                await log.flush()
+                calls.append(result)
+                position, continuation, batches = result.position, result.continuation, batches + result.batches
+            stored = [await work.load_batch(operation_id, i) for i in range(batches)]
+            return calls, stored, operation_id
+    return loop.run_until_complete(run())
+
+
+def test_a_large_study_is_resolved_over_several_calls_with_a_cursor(loop, azurite, destination, store, monkeypatch):
+    monkeypatch.setattr("shared.export.resolution.WAVES_PER_RESOLUTION", 1)
+    study, series = new_uid(), new_uid()
+    sops = sorted(new_uid() for _ in range(5))
+    for sop in sops:
+        store.upload_blob(f"{study}/{series}/{sop}.dcm", b"DICM")
+    store.upload_blob(f"{study}/{series}/notes.txt", b"not an instance")
+    missing = new_uid()
+    calls, stored, operation_id = _resolve_all(loop, azurite, destination, [study, missing], Batching(2, 1, 1))
+    assert [(c.batches, c.instances, c.position, c.skipped) for c in calls] == [
+        (1, 2, 0, 0), (1, 2, 0, 0), (1, 1, 2, 1)]
+    assert [c.continuation.found for c in calls[:2]] == [True, True]
+    assert sorted(i.sop for b in stored for i, _ in b.instances()) == sops
+    assert [(line["identifier"], line["error"]) for line in error_lines(destination, operation_id)] == [
+        (missing, "The specified study cannot be found.")]
+
+
+def test_instance_identifiers_become_named_instances_without_listing(loop, azurite, destination, store):
+    study, series = new_uid(), new_uid()
+    named = [f"{study}/{series}/{new_uid()}" for _ in range(3)]
+    calls, stored, operation_id = _resolve_all(loop, azurite, destination, named, Batching(2, 1, 1))
+    assert [(c.batches, c.instances, c.position, c.skipped) for c in calls] == [(2, 3, 3, 0)]
+    assert [[(str(i), was_named) for i, was_named in b.instances()] for b in stored] == [
+        [(named[0], True), (named[1], True)], [(named[2], True)]]
+    assert error_lines(destination, operation_id) == []
+
+
+def test_an_identifier_with_only_non_instance_blobs_over_several_pages_is_not_found(loop, azurite, destination,
+                                                                                     store, monkeypatch):
+    monkeypatch.setattr("shared.export.resolution.LISTINGS_PER_RESOLUTION", 2)
+    monkeypatch.setattr("shared.export.resolution.WAVES_PER_RESOLUTION", 1)
+    study, real_study, series = new_uid(), new_uid(), new_uid()
+    for index in range(5):
+        store.upload_blob(f"{study}/{series}/readme{index}.txt", b"not an instance")
+    store.upload_blob(f"{real_study}/{series}/{new_uid()}.dcm", b"DICM")
+    calls, stored, operation_id = _resolve_all(loop, azurite, destination, [real_study, study], Batching(2, 1, 1))
+    assert sum(c.instances for c in calls) == 1 and sum(c.skipped for c in calls) == 1
+    # two listings per call, pages of the capacity (2), both first pages read ahead at once: the real study and two
+    # blobs, then 2 + 1 blobs
+    assert [(c.instances, c.position, c.skipped, c.continuation is None) for c in calls] == [
+        (1, 1, 0, False), (0, 2, 1, True)]
+    assert [(line["identifier"], line["error"]) for line in error_lines(destination, operation_id)] == [
+        (study, "The specified study cannot be found.")]
+
+
+class _ListingCounter:
+    """The real blob store, counting the listing calls in flight at once and the calls that finished."""
+
+    def __init__(self, store):
+        self._store = store
+        self.in_flight = self.most_in_flight = self.finished = 0
+
+    async def list_instances(self, identifier, continuation, limit):
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            page = await self._store.list_instances(identifier, continuation, limit)
+            self.finished += 1
+            return page
+        finally:
+            self.in_flight -= 1
+
+
+def test_listings_run_eight_at_a_time_and_are_taken_in_order(loop, azurite, destination, store):
+    studies = [new_uid() for _ in range(20)]
+    missing = new_uid()
+    for study in studies:
+        store.upload_blob(f"{study}/{new_uid()}/{new_uid()}.dcm", b"DICM")
+    identifiers = studies[:5] + [missing] + studies[5:]
+    counter = _ListingCounter(None)
+
+    def watch(real):
+        counter._store = real
+        return counter
+    calls, stored, operation_id = _resolve_all(loop, azurite, destination, identifiers, Batching(2, 1, 1), watch)
+    # capacity 2 × 1 × 4 = 8 instances and so at most 8 identifiers per call; the first call's sixth matches nothing
+    assert [(c.batches, c.instances, c.position, c.skipped) for c in calls] == [
+        (4, 7, 8, 1), (4, 8, 16, 0), (3, 5, 21, 0)]
+    assert [str(i).split("/")[0] for b in stored for i, _ in b.instances()] == studies
+    assert counter.most_in_flight == 8
+    assert counter.finished == len(identifiers)  # each identifier listed once, none read ahead in vain
+    assert [(line["identifier"], line["error"]) for line in error_lines(destination, operation_id)] == [
+        (missing, "The specified study cannot be found.")]

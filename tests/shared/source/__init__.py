@@ -1,0 +1,1 @@
+"""Tests of shared/source: the DICOM stores and the multipart reader."""

@@ -1,0 +1,1 @@
+"""Commands for people: loading DICOM files into the store."""
