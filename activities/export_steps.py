@@ -36,7 +36,7 @@ async def copy_batch(request: dict) -> dict:
         copier = InstanceCopier(session.store, session.destination, session.container, job.operation_id,
                                 job.copy_mode)
         progress = await copy_instances(batch, copier, session.log, job.copies_in_flight,
-                                        stopped=lambda: session.watch.revoked)
+                                        admit=session.watch.admit)
         return BatchOutcome(progress.exported, progress.skipped, copier.mode)
 
     outcome = await run_export_step(job.operation_id, step, refused=lambda message: BatchOutcome(refusal=message))

@@ -1,7 +1,13 @@
-"""A loopback HTTP proxy in front of a real server that fails chosen requests (503, 429, ...) and records them all."""
+"""A loopback HTTP proxy in front of a real server that fails or stalls chosen requests and records them all.
+
+A stalled request is held before it is forwarded. Like Azure Storage, the proxy honours a request's `timeout`
+query parameter: a request held longer than that is answered `500 OperationTimedOut` and never forwarded.
+"""
 from __future__ import annotations
 
+import asyncio
 import socket
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 import aiohttp
@@ -10,13 +16,29 @@ from aiohttp import web
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
+@dataclass
+class _Fault:
+    """What to do with the next request matching `method` and `path_part`: fail it, or hold it `stall` seconds."""
+
+    method: Optional[str]
+    path_part: str
+    status: int = 0
+    headers: Optional[Dict[str, str]] = None
+    stall: float = 0.0
+
+    def matches(self, request: web.Request) -> bool:
+        return (self.method is None or request.method == self.method) and self.path_part in request.path
+
+
 class FaultProxy:
-    """Forwards every request to `target`, except that the next `fail_next(...)` requests get a canned failure."""
+    """Forwards every request to `target`, except those `fail_next` or `stall_next` chose."""
 
     def __init__(self, target: str):
         self.target = target.rstrip("/")
         self.requests: List[Dict[str, str]] = []
-        self._failures: List[tuple] = []
+        self.timed_out: List[str] = []
+        self.stalled = asyncio.Event()
+        self._faults: List[_Fault] = []
         self._runner: Optional[web.AppRunner] = None
         self._client: Optional[aiohttp.ClientSession] = None
         with socket.socket() as probe:
@@ -28,14 +50,19 @@ class FaultProxy:
         """The proxy's root URL."""
         return f"http://127.0.0.1:{self.port}"
 
-    def fail_next(self, count: int, status: int, headers: Optional[Dict[str, str]] = None) -> None:
-        """Answer the next `count` requests with `status` (and `headers`) instead of forwarding them."""
-        self._failures.extend([(status, dict(headers or {}))] * count)
+    def fail_next(self, count: int, status: int, headers: Optional[Dict[str, str]] = None,
+                  method: Optional[str] = None, path_part: str = "") -> None:
+        """Answer the next `count` matching requests with `status` (and `headers`) instead of forwarding them."""
+        self._faults.extend(_Fault(method, path_part, status, dict(headers or {})) for _ in range(count))
+
+    def stall_next(self, count: int, seconds: float, method: Optional[str] = None, path_part: str = "") -> None:
+        """Hold the next `count` matching requests for `seconds` before forwarding them (see the module's note)."""
+        self._faults.extend(_Fault(method, path_part, stall=seconds) for _ in range(count))
 
     async def start(self) -> "FaultProxy":
         """Serve on the current event loop."""
         self._client = aiohttp.ClientSession(auto_decompress=False)
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -50,12 +77,30 @@ class FaultProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append({"method": request.method, "path": request.path_qs,
                               "authorization": request.headers.get("Authorization", "")})
-        if self._failures:
-            status, headers = self._failures.pop(0)
-            return web.Response(status=status, headers=headers, text="injected failure")
+        fault = next((f for f in self._faults if f.matches(request)), None)
+        if fault is not None:
+            self._faults.remove(fault)
+            if fault.status:
+                return web.Response(status=fault.status, headers=fault.headers, text="injected failure")
+            body = await request.read()
+            self.stalled.set()
+            limit = request.query.get("timeout", "")
+            if limit.isdigit() and int(limit) < fault.stall:
+                await asyncio.sleep(int(limit))
+                self.timed_out.append(request.path)
+                return web.Response(status=500, headers={"x-ms-error-code": "OperationTimedOut"},
+                                    text="Operation could not be completed within the specified time.")
+            await asyncio.sleep(fault.stall)
+            try:
+                return await self._forward(request, body)
+            except ConnectionResetError:  # the client gave up waiting: as a server would, drop the answer
+                return web.Response(status=499)
+        return await self._forward(request, await request.read())
+
+    async def _forward(self, request: web.Request, body: bytes) -> web.StreamResponse:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-        async with self._client.request(request.method, self.target + request.path_qs, headers=headers,
-                                        data=await request.read()) as upstream:
+        async with self._client.request(request.method, self.target + request.path_qs, headers=headers, data=body,
+                                        skip_auto_headers={"Content-Type"}) as upstream:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers={
                 k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP})
             await response.prepare(request)

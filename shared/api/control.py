@@ -5,6 +5,7 @@ import re
 from typing import Any, Optional
 
 from shared.api.status import OperationState, describe_operation
+from shared.export.step_watch import withdraw
 from shared.export.work_store import WorkStore
 from shared.settings import WorkSettings
 
@@ -47,14 +48,15 @@ def _refuse_ended(operation_id: str, status: Any, api_version: int) -> None:
 async def cancel_export(client: Any, operation_id: str, orchestrator: str, api_version: int) -> OperationState:
     """Terminate a running export's orchestration and describe it as canceled; raise if unknown or already ended.
 
-    After terminating, the destination is revoked and the call waits until no running step can write any more, so
-    no file is written after the answer. Termination is queued by the Durable extension: until it takes effect the status read back may still say
-    running, and the answer says canceled all the same; if the export ended first, this raises OperationFinishedError.
+    After terminating, the destination is revoked and the call waits until no running step can write any more
+    (see `withdraw`), so nothing is written after the answer. Termination is queued by the Durable extension: until
+    it takes effect the status read back may still say running, and the answer says canceled all the same; if the
+    export ended first, this raises OperationFinishedError.
     """
     _refuse_ended(operation_id, await find_export(client, operation_id, orchestrator), api_version)
     await client.terminate(operation_id, CANCEL_REASON)
     work = await WorkStore.connect(WorkSettings.from_environment())
-    await work.withdraw(operation_id)
+    await withdraw(work, operation_id)
     status = await find_export(client, operation_id, orchestrator)
     if status.runtime_status.value != "Terminated":
         _refuse_ended(operation_id, status, api_version)

@@ -11,6 +11,7 @@ from azure.storage.blob.aio import ContainerClient
 
 from shared.cloud.clients import TRANSFER_OPTIONS, cached_client, process_identity, shared_transport
 from shared.cloud.identity import app_identity
+from shared.destination.write_gate import gate_request
 from shared.cloud.storage_errors import error_code, is_client_error, status_text
 from shared.identifiers import DicomIdentifier
 
@@ -51,6 +52,7 @@ class BlobDestination:
 
     def _client(self, credential: Any = None, **options: Any) -> ContainerClient:
         options["permit_redirects"] = False  # a redirect could lead a SAS or token off the allowed hosts
+        options["raw_request_hook"] = gate_request
         if self.connection_string:
             return ContainerClient.from_connection_string(self.connection_string, self.container_name, **options)
         return ContainerClient.from_container_url(self.container_uri, credential=credential, **options)

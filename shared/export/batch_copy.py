@@ -26,19 +26,23 @@ async def _first_failure_cancels_rest(jobs: Iterable[Awaitable[Optional[bool]]])
     return [task.result() for task in tasks]
 
 
+async def _always() -> bool:
+    return True
+
+
 async def copy_batch(batch: InstanceBatch, copier: InstanceCopier, log: ErrorLog, copies_in_flight: int,
-                     stopped: Callable[[], bool] = lambda: False) -> Progress:
+                     admit: Callable[[], Awaitable[bool]] = _always) -> Progress:
     """Copy each instance to `<id>/results/...`; one the store cannot serve is logged and skipped, refusals propagate.
 
-    An instance the caller named that the store does not have is logged as not found, as resolution would. Once
-    `stopped()` (the operation was canceled), no further copy starts, copies in flight finish, and
-    OperationRevokedError is raised.
+    An instance the caller named that the store does not have is logged as not found, as resolution would. Each
+    copy starts once `admit()` says it may; once it says no (the operation was canceled), no further copy starts,
+    copies in flight finish, and OperationRevokedError is raised.
     """
     semaphore = asyncio.Semaphore(copies_in_flight)
 
     async def copy_one(instance: DicomIdentifier, named: bool) -> Optional[bool]:
         async with semaphore:
-            if stopped():
+            if not await admit():
                 return None
             try:
                 await copier.copy(instance)

@@ -59,7 +59,8 @@ class InstanceCopier:
 
     Probing tries Put Blob From URL, then Copy Blob From URL, then streaming, and settles on the first that works
     (a fault answer while probing rules a mode out: the emulator answers 500 to Put Blob From URL with a SAS).
-    A server-side copy the destination cannot make from this source (too large, unreadable) is streamed instead.
+    A server-side copy the destination cannot make from this source (too large, unreadable, or not within the
+    server timeout every destination request carries) is streamed instead, 4 MiB blocks at a time.
     """
 
     def __init__(self, store: DicomStore, destination: BlobDestination, container: ContainerClient,
@@ -129,6 +130,8 @@ class InstanceCopier:
         code = error_code(error)
         if error.status_code == 501 or code in _UNSUPPORTED_CODES:
             raise _Unsupported() from error
+        if code == "OperationTimedOut":  # too large to copy within the server timeout: stream it in blocks
+            raise _SourceUnreadable(foreign=False) from error
         if not is_client_error(error):
             raise error
         if error.status_code == 401 or code in _DESTINATION_AUTH_CODES:

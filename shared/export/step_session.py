@@ -9,6 +9,7 @@ from azure.storage.blob.aio import ContainerClient
 from shared.cloud.clients import set_pool_size
 from shared.destination.blob_destination import BlobDestination, DestinationRefusedError
 from shared.destination.error_log import ErrorLog
+from shared.destination.write_gate import writes_permitted_by
 from shared.destination.sealing import unseal
 from shared.export.step_watch import StepWatch
 from shared.export.work_store import OperationRevokedError, WorkStore
@@ -37,8 +38,8 @@ async def run_export_step(operation_id: str, step: Callable[[ExportSession], Awa
     """Run `step` and flush its error lines; a refusal by the destination or the store becomes `refused(message)`.
 
     Clients come from the process's shared pools. The step registers as running before it unseals the destination
-    from the working files, so a step of an operation that has ended or been canceled is refused, and a cancel
-    waits for a running step to finish its in-flight writes.
+    from the working files, so a step of an operation that has ended or been canceled is refused; every request it
+    sends to the destination passes its watch's check (see shared/export/step_watch.py).
     """
     settings = ExportSettings.from_environment()
     set_pool_size(settings.copies_in_flight)
@@ -51,9 +52,10 @@ async def run_export_step(operation_id: str, step: Callable[[ExportSession], Awa
             session = ExportSession(operation_id, destination, container,
                                     connect_store(StoreSettings.from_environment()), work,
                                     ErrorLog(container, operation_id), watch)
-            result = await step(session)
-            async with destination.guard():
-                await session.log.flush()
+            with writes_permitted_by(watch.check):
+                result = await step(session)
+                async with destination.guard():
+                    await session.log.flush()
             return result
     except (DestinationRefusedError, StoreRefusedError, OperationRevokedError) as refusal:
         return refused(str(refusal))

@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
 from typing import List, Sequence
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -15,11 +14,9 @@ from shared.export.payloads import InstanceBatch
 from shared.settings import WorkSettings
 
 IDENTIFIERS_PER_PAGE = 1000
-REVOCATION_POLL_SECONDS = 0.25
-STEP_HEARTBEAT = timedelta(seconds=2)
-STEP_PRESUMED_DEAD = timedelta(seconds=15)
-DRAIN_LIMIT_SECONDS = 60
 _WRITES_IN_FLIGHT = 16
+# Requests the cancel protocol repeats on its own schedule: no SDK retries (their backoff starts at 15 s), short timeouts.
+QUICK = {"retry_total": 0, "connection_timeout": 2, "read_timeout": 2}
 DESTINATION = "destination"
 ACTIVE_STEPS = "active/"
 STEP_STATE, STEP_RUNNING, STEP_ENDED = "step", "running", "ended"
@@ -109,8 +106,8 @@ class WorkStore:
             raise OperationRevokedError(f"Export {operation_id} has ended; its destination is revoked.") from None
 
     async def is_revoked(self, operation_id: str) -> bool:
-        """Whether the operation's sealed destination (or its whole work container) is gone."""
-        return not await self._blob(operation_id, DESTINATION).exists()
+        """Whether the operation's sealed destination (or its whole work container) is gone; one quick request."""
+        return not await self._blob(operation_id, DESTINATION).exists(**QUICK)
 
     async def discard(self, operation_id: str) -> None:
         """Delete the operation's work container, and with it every working file; one already gone is fine."""
@@ -118,18 +115,6 @@ class WorkStore:
             await self._container(operation_id).delete_container()
         except ResourceNotFoundError:
             pass
-
-    async def withdraw(self, operation_id: str) -> None:
-        """Revoke the operation's destination, wait until no running step can still write, then tidy up.
-
-        Steps register under `active/` before unsealing and stop starting writes once they see the revocation;
-        in-flight writes finish before a step leaves. A step silent for 15 s is presumed dead.
-        """
-        await self.revoke(operation_id)
-        deadline = asyncio.get_running_loop().time() + DRAIN_LIMIT_SECONDS
-        while await self.running_steps(operation_id) and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(REVOCATION_POLL_SECONDS / 2)
-        await self.discard(operation_id)
 
     async def revoke(self, operation_id: str) -> None:
         """Delete the sealed destination, so no step can open the destination again."""
@@ -139,15 +124,19 @@ class WorkStore:
             pass
 
     async def running_steps(self, operation_id: str) -> int:
-        """How many steps of the operation are running: registered, not ended, and heard from within 15 s."""
-        since = datetime.now(timezone.utc) - STEP_PRESUMED_DEAD
+        """How many steps of the operation have registered and not yet marked themselves ended; one quick listing."""
         try:
             return len([blob async for blob in self._container(operation_id).list_blobs(
-                name_starts_with=ACTIVE_STEPS, include=["metadata"])
-                if blob.last_modified >= since and (blob.metadata or {}).get(STEP_STATE) != STEP_ENDED])
+                name_starts_with=ACTIVE_STEPS, include=["metadata"], **QUICK)
+                if (blob.metadata or {}).get(STEP_STATE) != STEP_ENDED])
         except ResourceNotFoundError:
             return 0
 
-    def step_marker(self, operation_id: str) -> BlobClient:
-        """A new `active/<id>` marker for one running step of the operation."""
-        return self._blob(operation_id, f"{ACTIVE_STEPS}{uuid.uuid4().hex}")
+    async def register_step(self, operation_id: str) -> BlobClient:
+        """Create a new `active/<id>` marker saying a step of the operation is running; raise if the operation ended."""
+        marker = self._blob(operation_id, f"{ACTIVE_STEPS}{uuid.uuid4().hex}")
+        try:
+            await marker.create_append_blob(metadata={STEP_STATE: STEP_RUNNING})
+        except ResourceNotFoundError:  # the work container is gone: the operation has ended
+            raise OperationRevokedError(f"Export {operation_id} has ended; its destination is revoked.") from None
+        return marker

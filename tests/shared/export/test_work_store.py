@@ -54,37 +54,3 @@ def test_discard_deletes_the_whole_container_and_later_steps_are_refused(loop, w
         loop.run_until_complete(enter())
     with pytest.raises(OperationRevokedError):
         loop.run_until_complete(work.load_sealed_destination(operation_id))
-
-
-def test_withdraw_waits_for_a_running_step_but_not_for_one_that_ended(loop, work, blob_service):
-    operation_id = _new_operation(loop, work)
-    events = []
-
-    async def scenario():
-        async with StepWatch(work, operation_id):  # a step that has ended leaves an ended marker behind
-            pass
-        async with StepWatch(work, operation_id) as running:
-            withdrawing = asyncio.ensure_future(work.withdraw(operation_id))
-            while not running.revoked:
-                await asyncio.sleep(0.05)
-            events.append(("revoked seen", withdrawing.done()))
-            await asyncio.sleep(0.5)
-            events.append(("still running", withdrawing.done()))
-        await withdrawing
-        events.append(("withdrawn", True))
-    loop.run_until_complete(scenario())
-    assert events == [("revoked seen", False), ("still running", False), ("withdrawn", True)]
-    assert working_files(blob_service, operation_id) is None
-
-
-def test_a_step_counts_as_running_until_it_ends(loop, work):
-    operation_id = _new_operation(loop, work)
-
-    async def scenario():
-        counts = []
-        for _ in range(2):
-            async with StepWatch(work, operation_id):
-                counts.append(await work.running_steps(operation_id))
-        counts.append(await work.running_steps(operation_id))
-        return counts
-    assert loop.run_until_complete(scenario()) == [1, 1, 0]
