@@ -33,11 +33,6 @@ class DicomIdentifier:
         """The UIDs this identifier names, outermost first."""
         return tuple(p for p in (self.study, self.series, self.sop) if p is not None)
 
-    def contains(self, other: "DicomIdentifier") -> bool:
-        """Whether every instance named by `other` is also named by this identifier."""
-        mine = self.parts
-        return other.parts[: len(mine)] == mine
-
     def __str__(self) -> str:
         return "/".join(self.parts)
 

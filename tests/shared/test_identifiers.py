@@ -2,7 +2,7 @@
 import pytest
 
 from shared.errors import InvalidRequestError
-from shared.identifiers import DicomIdentifier, normalize_identifiers, parse_identifier
+from shared.identifiers import normalize_identifiers, parse_identifier
 
 
 @pytest.mark.parametrize("text,parts,level", [
@@ -40,6 +40,6 @@ def test_normalisation_drops_repeats_and_contained_identifiers_in_first_seen_ord
     assert [str(i) for i in normalize_identifiers(ids)] == ["9", "1", "5/6"]
 
 
-def test_contains_is_by_whole_uids():
-    assert DicomIdentifier("1.2").contains(DicomIdentifier("1.2", "3"))
-    assert not DicomIdentifier("1.2").contains(DicomIdentifier("1.23", "3"))
+def test_containment_is_by_whole_uids():
+    ids = [parse_identifier(t) for t in ["1.2", "1.23/3", "1.2/3"]]
+    assert [str(i) for i in normalize_identifiers(ids)] == ["1.2", "1.23/3"]
