@@ -1,15 +1,14 @@
 """The export's activities: `resolve_batches` stores what to copy, `copy_batch` copies one batch, `end_export` tidies up."""
 import logging
+from typing import Optional
 
 import azure.durable_functions as df
 
-from shared.export.batch_copy import copy_batch as copy_instances
-from shared.export.instance_copier import InstanceCopier
+from shared.export.copy_step import copy_stored_batch
+from shared.export.ending import end_export as finish_export
 from shared.export.payloads import BatchOutcome, CopyRequest, ResolvedBatches, ResolveRequest
 from shared.export.resolution import resolve_batches as resolve_identifiers
-from shared.export.step_session import ExportSession, run_export_step
-from shared.export.work_store import WorkStore
-from shared.settings import WorkSettings
+from shared.export.step_session import run_export_step
 
 bp = df.Blueprint()
 
@@ -31,23 +30,17 @@ async def copy_batch(request: dict) -> dict:
     """Copy one stored batch to the destination and return its counts and copy mode (or the refusal)."""
     job = CopyRequest.from_dict(request)
 
-    async def step(session: ExportSession) -> BatchOutcome:
-        batch = await session.work.load_batch(job.operation_id, job.batch_index)
-        copier = InstanceCopier(session.store, session.destination, session.container, job.operation_id,
-                                job.copy_mode)
-        progress = await copy_instances(batch, copier, session.log, job.copies_in_flight,
-                                        admit=session.watch.admit)
-        return BatchOutcome(progress.exported, progress.skipped, copier.mode)
-
-    outcome = await run_export_step(job.operation_id, step, refused=lambda message: BatchOutcome(refusal=message))
+    outcome = await run_export_step(job.operation_id, lambda session: copy_stored_batch(job, session),
+                                    refused=lambda message: BatchOutcome(refusal=message))
     logging.info("Export %s copied batch %d: %d exported, %d skipped, mode %s%s", job.operation_id, job.batch_index,
                  outcome.exported, outcome.skipped, outcome.copy_mode, "; refused" if outcome.refusal else "")
     return outcome.to_dict()
 
 
 @bp.activity_trigger(input_name="operation_id")
-async def end_export(operation_id: str) -> None:
-    """Delete the operation's working files, its sealed destination with them, so the credential is no longer usable."""
-    work = await WorkStore.connect(WorkSettings.from_environment())
-    await work.discard(operation_id)
-    logging.info("Export %s ended; its working files are deleted", operation_id)
+async def end_export(operation_id: str) -> Optional[str]:
+    """Commit the manifest, then delete the working files (the sealed destination with them); a refusal fails it."""
+    refusal = await finish_export(operation_id)
+    logging.info("Export %s ended; its working files are deleted%s", operation_id,
+                 "; the destination refused the manifest" if refusal else "")
+    return refusal

@@ -1,6 +1,8 @@
 """Test-side calls of the export API through the host stand-in: start an export, poll it, read what it wrote."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from typing import Any, Dict, List, Optional
 
@@ -63,3 +65,22 @@ def working_files(blob_service, operation_id: str) -> Optional[List[str]]:
         return [blob.name for blob in container.list_blobs()]
     except ResourceNotFoundError:
         return None
+
+
+def manifest_entries(container, operation_id: str) -> List[Dict[str, Any]]:
+    """The operation's manifest.jsonl, one dict per line."""
+    text = container.download_blob(f"{operation_id}/manifest.jsonl").readall().decode()
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def assert_manifest_matches(container, operation_id: str) -> List[Dict[str, Any]]:
+    """Check the manifest lists every result file exactly once with its true size and MD5; return its entries."""
+    entries = manifest_entries(container, operation_id)
+    paths = [entry["path"] for entry in entries]
+    stored = sorted(b.name for b in container.list_blobs(name_starts_with=f"{operation_id}/results/"))
+    assert sorted(paths) == stored and len(set(paths)) == len(paths)
+    for entry in entries:
+        data = container.download_blob(entry["path"]).readall()
+        assert entry["path"] == f"{operation_id}/results/{entry['identifier']}.dcm"
+        assert (entry["size"], entry["md5"]) == (len(data), base64.b64encode(hashlib.md5(data).digest()).decode())
+    return entries

@@ -93,7 +93,8 @@ def test_cancel_before_it_runs_means_it_never_runs(loop, host, azurite, destinat
     operation_id = _start(loop, host, azurite, destination, [study])
     status, body = _cancel(loop, host, operation_id)
     assert (status, body["status"], body["results"]) == (
-        200, "canceled", {"exported": 0, "skipped": 0, "errorHref": body["results"]["errorHref"]})
+        200, "canceled", {"exported": 0, "skipped": 0, "errorHref": body["results"]["errorHref"],
+                                 "manifestHref": body["results"]["errorHref"].replace("errors.log", "manifest.jsonl")})
     started = []
     host.before_activity = lambda name, request, attempt: started.append(name)
     instance = loop.run_until_complete(host.run(operation_id))

@@ -2,7 +2,7 @@
 import pytest
 
 from tests.dicom_samples import new_uid
-from tests.export_client import container_settings, error_lines, export_body, run_export
+from tests.export_client import assert_manifest_matches, container_settings, error_lines, export_body, run_export
 
 
 @pytest.mark.parametrize("version,final_status", [(1, "completed"), (2, "succeeded")])
@@ -33,6 +33,8 @@ def test_reference_scenario_exports_nine_and_skips_three_unknown(loop, host, azu
     assert state["results"]["exported"] == 9
     assert state["results"]["skipped"] == 3
     assert state["results"]["errorHref"] == f"{destination.url}/{operation_id}/errors.log"
+    assert state["results"]["manifestHref"] == f"{destination.url}/{operation_id}/manifest.jsonl"
+    assert len(assert_manifest_matches(destination, operation_id)) == 9
     names = sorted(b.name for b in destination.list_blobs(name_starts_with=f"{operation_id}/results/"))
     assert names == sorted(f"{operation_id}/results/{s}/{se}/{sop}.dcm" for s, se, sop in stored)
     for (s, se, sop), data in stored.items():

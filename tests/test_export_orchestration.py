@@ -4,9 +4,18 @@ import json
 import pytest
 
 from shared.api.status import INTERNAL_FAILURE
+from shared.export.instance_copier import InstanceCopier
 from tests.azurite import KEY
 from tests.dicom_samples import new_uid
-from tests.export_client import container_settings, error_lines, export_body, get_operation, post_export, run_export
+from tests.export_client import (
+    assert_manifest_matches,
+    container_settings,
+    error_lines,
+    export_body,
+    get_operation,
+    post_export,
+    run_export,
+)
 
 
 @pytest.fixture
@@ -56,8 +65,9 @@ def test_created_time_and_progress_hold_across_continue_as_new(loop, host, azuri
     assert "percentComplete" not in first and final["percentComplete"] == 100
     assert {location for _, _, location in seen} == {f"http://localhost:7071/v2/operations/{operation_id}"}
     assert (final["status"], final["results"]["exported"], final["results"]["skipped"]) == ("succeeded", 5, 0)
-    # the last generation (one copy, then end_export) is the longest here: 8 + 2 × 1 task in its first episode;
-    # the bound, without retries, is 10 + 2 × batches in flight (a resolve, a full wave of copies, then end_export)
+    # each completion can be an episode of its own: the last generation (one copy, then end_export) holds 6 + 4 × 1
+    # events, the second (two copies, then continue-as-new) 8 to 2 + 4 × 2; the bound, without retries, is
+    # 10 + 4 × batches in flight (a resolve, a full wave of copies, then end_export)
     assert instance.longest_history == 10
 
 
@@ -118,7 +128,7 @@ def test_destination_deleted_mid_export_fails_with_a_message(loop, host, azurite
     assert calls.count("copy_batch") == 4  # the refused wave is not retried
 
 
-def test_batch_retried_after_dying_half_way_counts_once(loop, host, azurite, destination, put_instance):
+def test_batch_retried_after_finishing_returns_its_outcome_again(loop, host, azurite, destination, put_instance):
     study, series, data = _series(put_instance, 4)
     missing = f"{new_uid()}/{new_uid()}/{new_uid()}"
     copy_function = host.activities["copy_batch"][0]
@@ -135,9 +145,35 @@ def test_batch_retried_after_dying_half_way_counts_once(loop, host, azurite, des
     assert (state["status"], state["results"]["exported"], state["results"]["skipped"]) == ("succeeded", 4, 1)
     for sop, expected in data.items():
         assert destination.download_blob(f"{operation_id}/results/{study}/{series}/{sop}.dcm").readall() == expected
-    # errors.log is written at least once: the dead attempt's line is there, and the retry's
+    # the finished attempt recorded its outcome: the retry copies, counts and logs nothing again
     assert [(line["identifier"], line["error"]) for line in error_lines(destination, operation_id)] == [
-        (missing, "The specified instance cannot be found.")] * 2
+        (missing, "The specified instance cannot be found.")]
+    assert len(assert_manifest_matches(destination, operation_id)) == 4
+
+
+def test_batch_retried_after_dying_half_way_copies_nothing_twice_and_counts_once(loop, host, azurite, destination,
+                                                                                  put_instance, monkeypatch):
+    monkeypatch.setenv("EXPORT_COPIES_PER_BATCH", "1")
+    study, series, data = _series(put_instance, 4)
+    real_copy, copies = InstanceCopier.copy, []
+
+    async def dying_copy(self, item):
+        if len(copies) == 2 and "died" not in copies:
+            copies.append("died")
+            raise ConnectionResetError("the worker died half-way through the batch")
+        copies.append(item.identifier.sop)
+        return await real_copy(self, item)
+
+    monkeypatch.setattr(InstanceCopier, "copy", dying_copy)
+    state = run_export(loop, host, export_body([study], container_settings(azurite, destination.container_name)))
+    operation_id = state["operationId"]
+    assert (state["status"], state["results"]["exported"], state["results"]["skipped"]) == ("succeeded", 4, 0)
+    copied = [sop for sop in copies if sop != "died"]
+    assert copies[2] == "died" and sorted(copied) == sorted(data)  # each instance copied once, across attempts
+    for sop, expected in data.items():
+        assert destination.download_blob(f"{operation_id}/results/{study}/{series}/{sop}.dcm").readall() == expected
+    assert len(assert_manifest_matches(destination, operation_id)) == 4
+    assert error_lines(destination, operation_id) == []
 
 
 def test_activity_failing_every_attempt_fails_the_operation_generically(loop, host, azurite, destination,

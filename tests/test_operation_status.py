@@ -41,7 +41,8 @@ def test_runtime_status_maps_to_operation_status(loop, host, runtime_status, ver
     got_code, body, headers = get_operation(loop, host, instance_id, version)
     expected = {"operationId": instance_id, "type": "export", "createdTime": CREATED,
                 "lastUpdatedTime": "2026-11-22T09:31:02.500000Z", "status": status,
-                "results": {"exported": 7, "skipped": 2, "errorHref": CHECKPOINT.error_href}}
+                "results": {"exported": 7, "skipped": 2, "errorHref": CHECKPOINT.error_href,
+                            "manifestHref": CHECKPOINT.error_href.replace("errors.log", "manifest.jsonl")}}
     if status == "failed":
         expected["errors"] = ["Gone."]
     assert (got_code, body) == (code, expected)
@@ -53,7 +54,8 @@ def test_runtime_status_maps_to_operation_status(loop, host, runtime_status, ver
 def test_counts_fall_back_to_the_checkpoint_before_the_first_custom_status(loop, host):
     instance_id = _put_instance(host, "Pending")
     assert get_operation(loop, host, instance_id)[1]["results"] == {
-        "exported": 5, "skipped": 1, "errorHref": CHECKPOINT.error_href}
+        "exported": 5, "skipped": 1, "errorHref": CHECKPOINT.error_href,
+                            "manifestHref": CHECKPOINT.error_href.replace("errors.log", "manifest.jsonl")}
 
 
 def test_unexpected_failure_gets_a_generic_message_without_internals(loop, host):
@@ -86,4 +88,4 @@ def test_describe_operation_reads_parsed_inputs_and_converts_times_to_utc():
                                datetime(2026, 1, 1, 14, 5, 0, 250000, tzinfo=plus_two), 2)
     assert (later.body["createdTime"], later.body["lastUpdatedTime"], later.body["results"]) == (
         "2026-01-01T12:00:00.000000Z", "2026-01-01T12:05:00.250000Z",
-        {"exported": 0, "skipped": 0, "errorHref": None})
+        {"exported": 0, "skipped": 0, "errorHref": None, "manifestHref": None})

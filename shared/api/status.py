@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Dict, Optional
 
+from shared.destination.manifest import MANIFEST_NAME
 from shared.errors import ExportFailedError
 from shared.export.checkpoint import ExportCheckpoint
 from shared.export.payloads import Progress
@@ -33,6 +34,11 @@ def failure_message(output: Any) -> str:
     if start < 0:
         return INTERNAL_FAILURE
     return text[start + len(ExportFailedError.PREFIX):].split("\n", 1)[0].strip()
+
+
+def manifest_href(error_href: str) -> str:
+    """The manifest's URL beside errors.log in the destination (no query string, so no SAS)."""
+    return f"{error_href.rsplit('/', 1)[0]}/{MANIFEST_NAME}"
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,8 @@ def describe_operation(operation_id: str, runtime_status: str, checkpoint: Any,
         **({"percentComplete": custom_status["percentComplete"]}
            if isinstance(custom_status, dict) and isinstance(custom_status.get("percentComplete"), int) else {}),
         "results": {"exported": progress.exported, "skipped": progress.skipped,
-                    "errorHref": state.error_href if state else None},
+                    "errorHref": state.error_href if state else None,
+                    "manifestHref": manifest_href(state.error_href) if state else None},
     }
     if status == "failed":
         body["errors"] = [failure_message(output)]

@@ -1,15 +1,30 @@
-"""Copies one batch of instances from the DICOM store to the destination with bounded concurrency."""
+"""Copies one batch of instances with bounded concurrency, retrying each instance once, and lists what it wrote."""
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Iterable, List, Optional
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Dict, Iterable, List, Optional
 
+from shared.destination.blob_destination import result_blob_name
 from shared.destination.error_log import ErrorLog
+from shared.destination.manifest import manifest_line
+from shared.destination.streamed_upload import IntegrityError, StoredFile
 from shared.export.instance_copier import InstanceCopier
-from shared.export.payloads import InstanceBatch, Progress
+from shared.export.payloads import InstanceBatch, Progress, SourceInstance
 from shared.export.work_store import OperationRevokedError
-from shared.identifiers import DicomIdentifier
-from shared.source.protocol import NOT_FOUND_MESSAGES, InstanceUnavailableError
+from shared.source.protocol import NOT_FOUND_MESSAGES, InstanceUnavailableError, StoreReadError
+
+INSTANCE_ATTEMPTS = 2
+RETRY_DELAY_SECONDS = 1.0
+Reuse = Callable[[SourceInstance], Awaitable[Optional[StoredFile]]]
+
+
+@dataclass(frozen=True)
+class BatchCopied:
+    """A batch's counts and its manifest lines, in batch order."""
+
+    progress: Progress
+    manifest_lines: List[bytes]
 
 
 async def _first_failure_cancels_rest(jobs: Iterable[Awaitable[Optional[bool]]]) -> List[Optional[bool]]:
@@ -31,28 +46,43 @@ async def _always() -> bool:
 
 
 async def copy_batch(batch: InstanceBatch, copier: InstanceCopier, log: ErrorLog, copies_in_flight: int,
-                     admit: Callable[[], Awaitable[bool]] = _always) -> Progress:
+                     admit: Callable[[], Awaitable[bool]] = _always, reuse: Optional[Reuse] = None) -> BatchCopied:
     """Copy each instance to `<id>/results/...`; one the store cannot serve is logged and skipped, refusals propagate.
 
-    An instance the caller named that the store does not have is logged as not found, as resolution would. Each
-    copy starts once `admit()` says it may; once it says no (the operation was canceled), no further copy starts,
+    An instance the store cannot read whole (a fault that outlasted the store's own retries, a body that is not
+    DICOM, a size or MD5 that does not match) is tried INSTANCE_ATTEMPTS times, then logged and skipped. An
+    instance the caller named that the store does not have is logged as not found, as resolution would. `reuse`,
+    given on a retried batch, returns what an earlier attempt already wrote so it is not copied again. Each copy
+    starts once `admit()` says it may; once it says no (the operation was canceled), no further copy starts,
     copies in flight finish, and OperationRevokedError is raised.
     """
     semaphore = asyncio.Semaphore(copies_in_flight)
+    lines: Dict[int, bytes] = {}
 
-    async def copy_one(instance: DicomIdentifier, named: bool) -> Optional[bool]:
+    async def copy_one(index: int, item: SourceInstance) -> Optional[bool]:
         async with semaphore:
-            if not await admit():
-                return None
-            try:
-                await copier.copy(instance)
-            except InstanceUnavailableError as error:
-                log.add(str(instance), NOT_FOUND_MESSAGES["instance"] if named else str(error))
-                return False
-            return True
+            for attempt in range(1, INSTANCE_ATTEMPTS + 1):
+                if not await admit():
+                    return None
+                try:
+                    stored = (await reuse(item) if reuse else None) or await copier.copy(item)
+                except InstanceUnavailableError as error:
+                    log.add(str(item.identifier), NOT_FOUND_MESSAGES["instance"] if item.named else str(error))
+                    return False
+                except (StoreReadError, IntegrityError) as error:
+                    if attempt < INSTANCE_ATTEMPTS:
+                        await asyncio.sleep(RETRY_DELAY_SECONDS * attempt)
+                        continue
+                    log.add(str(item.identifier), f"{error} The copy was tried {INSTANCE_ATTEMPTS} times.")
+                    return False
+                path = result_blob_name(copier.operation_id, item.identifier)
+                lines[index] = manifest_line(item.identifier, path, stored)
+                return True
+        return False
 
-    copied = await _first_failure_cancels_rest(copy_one(instance, named) for instance, named in batch.instances())
+    copied = await _first_failure_cancels_rest(copy_one(i, item) for i, item in enumerate(batch.instances()))
     if None in copied:
         raise OperationRevokedError("The export was canceled while this batch was being copied.")
     exported = sum(copied)
-    return Progress(exported=exported, skipped=len(copied) - exported)
+    return BatchCopied(Progress(exported=exported, skipped=len(copied) - exported),
+                       [lines[i] for i in sorted(lines)])

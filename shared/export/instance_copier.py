@@ -2,20 +2,24 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob.aio import BlobClient, ContainerClient
 
-from shared.cloud.clients import STREAM_BLOCK_BYTES
 from shared.cloud.storage_errors import error_code, is_client_error, status_text
 from shared.destination.blob_destination import BlobDestination, result_blob_name
+from shared.destination.streamed_upload import IntegrityError, StoredFile, md5_base64, upload_stream
+from shared.export.payloads import SourceInstance
 from shared.identifiers import DicomIdentifier
-from shared.source.protocol import DicomStore, InstanceContent
+from shared.source.part10 import checked_part10
+from shared.source.protocol import DicomStore, StoreReadError
 
 AUTO, PUT_FROM_URL, COPY_FROM_URL, STREAM = "auto", "put-from-url", "copy-from-url", "stream"
 SERVER_SIDE_MODES = (PUT_FROM_URL, COPY_FROM_URL)
+PROBE_STRIKES = 3
 _UNSUPPORTED_CODES = {"APINotImplemented", "NotImplemented", "FeatureNotSupported", "UnsupportedHeader"}
 _DESTINATION_AUTH_CODES = {"AuthenticationFailed", "AuthorizationFailure", "AuthorizationPermissionMismatch",
                            "InsufficientAccountPermissions", "NoAuthenticationInformation",
@@ -35,32 +39,16 @@ class _SourceUnreadable(Exception):
         self.foreign = foreign
 
 
-async def stream_instance(content: InstanceContent, blob: BlobClient) -> None:
-    """Upload the content block by block (4 MiB at a time), or in one put when it is smaller than a block."""
-    buffer = bytearray()
-    block_ids = []
-    async for chunk in content.chunks():
-        buffer += chunk
-        while len(buffer) >= STREAM_BLOCK_BYTES:
-            block_ids.append(f"{len(block_ids):06d}")
-            await blob.stage_block(block_ids[-1], bytes(buffer[:STREAM_BLOCK_BYTES]))
-            del buffer[:STREAM_BLOCK_BYTES]
-    if not block_ids:
-        await blob.upload_blob(bytes(buffer), overwrite=True)
-        return
-    if buffer:
-        block_ids.append(f"{len(block_ids):06d}")
-        await blob.stage_block(block_ids[-1], bytes(buffer))
-    await blob.commit_block_list(block_ids)
-
-
 class InstanceCopier:
     """Copies instances in the operation's copy mode; in `auto` it probes, one copy at a time, until it knows.
 
-    Probing tries Put Blob From URL, then Copy Blob From URL, then streaming, and settles on the first that works
-    (a fault answer while probing rules a mode out: the emulator answers 500 to Put Blob From URL with a SAS).
-    A server-side copy the destination cannot make from this source (too large, unreadable, or not within the
-    server timeout every destination request carries) is streamed instead, 4 MiB blocks at a time.
+    Probing tries Put Blob From URL, then Copy Blob From URL, then streaming, and settles on the first that works.
+    A fault answer while probing (5xx, timeout) rules a mode out only after PROBE_STRIKES of them: until then the
+    instance is copied another way and the next copy probes again. A server-side copy the destination cannot make
+    from this source (too large, unreadable, or not within the server timeout every destination request carries) is
+    streamed instead, 4 MiB blocks at a time. Every copy is verified: a server-side copy passes the source's MD5 for
+    the destination to check; a streamed copy is hashed and counted on the way and committed only if its size and
+    MD5 match what the source announced.
     """
 
     def __init__(self, store: DicomStore, destination: BlobDestination, container: ContainerClient,
@@ -68,63 +56,91 @@ class InstanceCopier:
         self._store = store
         self._destination = destination
         self._container = container
-        self._operation_id = operation_id
+        self.operation_id = operation_id
         self.mode = mode
         self._probing = asyncio.Lock()
+        self._strikes: Dict[str, int] = {}
 
-    async def copy(self, instance: DicomIdentifier) -> None:
-        """Copy one instance; InstanceUnavailableError when the store has lost it, refusals as DestinationRefusedError."""
+    async def copy(self, item: SourceInstance) -> StoredFile:
+        """Copy one instance and say what was written.
+
+        Raises InstanceUnavailableError when the store has lost it, StoreReadError or IntegrityError when this
+        attempt could not read it whole, DestinationRefusedError when the destination refuses writes.
+        """
         if self.mode == AUTO:
             async with self._probing:
                 if self.mode == AUTO:
-                    self.mode = await self._probe(instance) or AUTO
-                    return
+                    settled, stored = await self._probe(item)
+                    self.mode = settled or AUTO
+                    return stored
         if self.mode in SERVER_SIDE_MODES:
             try:
-                await self._server_side(self.mode, instance)
-                return
+                return await self._server_side(self.mode, item)
             except _Unsupported:
                 logging.debug("The destination does not support %s; streaming instead.", self.mode)
             except _SourceUnreadable:
                 pass
-        await self._stream(instance)
+        return await self._stream(item)
 
-    async def _probe(self, instance: DicomIdentifier) -> Optional[str]:
+    async def _probe(self, item: SourceInstance) -> Tuple[Optional[str], StoredFile]:
         for mode in SERVER_SIDE_MODES:
+            if self._strikes.get(mode, 0) >= PROBE_STRIKES:
+                continue
             try:
-                await self._server_side(mode, instance, retry_total=0)
-                return mode
+                return mode, await self._server_side(mode, item, retry_total=0)
             except _Unsupported:
-                continue
-            except HttpResponseError as fault:  # a fault while probing rules this mode out, not the export
-                logging.info("Probing %s failed with %s; trying the next copy mode.", mode, status_text(fault))
-                continue
+                self._strikes[mode] = PROBE_STRIKES
+            except HttpResponseError as fault:  # a fault while probing: strike this mode, copy this one otherwise
+                self._strikes[mode] = self._strikes.get(mode, 0) + 1
+                logging.info("Probing %s failed with %s (%d of %d); trying the next copy mode.", mode,
+                             status_text(fault), self._strikes[mode], PROBE_STRIKES)
+                if self._strikes[mode] < PROBE_STRIKES:
+                    return None, await self._stream(item)
             except _SourceUnreadable as unreadable:
-                await self._stream(instance)
-                return STREAM if unreadable.foreign else None
-        await self._stream(instance)
-        return STREAM
+                return (STREAM if unreadable.foreign else None), await self._stream(item)
+        return STREAM, await self._stream(item)
+
+    async def already_copied(self, item: SourceInstance) -> Optional[StoredFile]:
+        """What an earlier attempt wrote for this instance, if anything: every copy commits whole or not at all."""
+        async with self._destination.guard():
+            try:
+                properties = await self._blob_for(item.identifier).get_blob_properties()
+            except ResourceNotFoundError:
+                return None
+        md5 = properties.content_settings.content_md5
+        return StoredFile(properties.size, md5_base64(md5) if md5 else item.md5)
 
     def _blob_for(self, instance: DicomIdentifier) -> BlobClient:
-        return self._container.get_blob_client(result_blob_name(self._operation_id, instance))
+        return self._container.get_blob_client(result_blob_name(self.operation_id, instance))
 
-    async def _stream(self, instance: DicomIdentifier) -> None:
-        content = await self._store.open_instance(instance)
+    async def _stream(self, item: SourceInstance) -> StoredFile:
+        content = await self._store.open_instance(item.identifier)
+        expected_size = item.size if item.size is not None else content.size
+        expected_md5 = item.md5 or getattr(content, "md5", None)
         async with self._destination.guard():
-            await stream_instance(content, self._blob_for(instance))
+            return await upload_stream(checked_part10(content.chunks()), self._blob_for(item.identifier),
+                                       expected_size, expected_md5)
 
-    async def _server_side(self, mode: str, instance: DicomIdentifier, **options) -> None:
-        url = await self._store.source_url(instance)
+    async def _server_side(self, mode: str, item: SourceInstance, **options) -> StoredFile:
+        url = await self._store.source_url(item.identifier)
         if url is None:
             raise _Unsupported()
-        blob = self._blob_for(instance)
+        blob = self._blob_for(item.identifier)
         try:
             if mode == PUT_FROM_URL:
-                await blob.upload_blob_from_url(url, overwrite=True, **options)
+                md5 = {"source_content_md5": base64.b64decode(item.md5)} if item.md5 else {}
+                await blob.upload_blob_from_url(url, overwrite=True, **md5, **options)
             else:
-                await blob.start_copy_from_url(url, requires_sync=True, **options)
+                headers = {"x-ms-source-content-md5": item.md5} if item.md5 else {}
+                await blob.start_copy_from_url(url, requires_sync=True, headers=headers, **options)
         except HttpResponseError as error:
             await self._classify(error)
+        if item.size is not None and item.md5 is not None:
+            return StoredFile(item.size, item.md5)
+        async with self._destination.guard():  # named, so not listed: read what was written
+            properties = await blob.get_blob_properties()
+        md5 = properties.content_settings.content_md5
+        return StoredFile(properties.size, md5_base64(md5) if md5 else None)
 
     async def _classify(self, error: HttpResponseError) -> None:
         code = error_code(error)
@@ -132,6 +148,13 @@ class InstanceCopier:
             raise _Unsupported() from error
         if code == "OperationTimedOut":  # too large to copy within the server timeout: stream it in blocks
             raise _SourceUnreadable(foreign=False) from error
+        source_status = error.response.headers.get("x-ms-copy-source-status-code", "") if error.response else ""
+        if source_status.startswith("5"):
+            raise StoreReadError(f"The DICOM store answered {source_status} when the destination copied the "
+                                 "instance from it.") from error
+        if code == "Md5Mismatch":
+            raise IntegrityError("The destination found that the copy's MD5 differs from the MD5 the source "
+                                 "announced.") from error
         if not is_client_error(error):
             raise error
         if error.status_code == 401 or code in _DESTINATION_AUTH_CODES:
@@ -141,6 +164,4 @@ class InstanceCopier:
             async with self._destination.guard():
                 await self._container.get_container_properties()
             raise _SourceUnreadable(foreign=True) from error
-        source_status = error.response.headers.get("x-ms-copy-source-status-code") if error.response else None
         raise _SourceUnreadable(foreign=source_status in ("401", "403")) from error
-

@@ -29,16 +29,29 @@ class Batching(Payload):
 
 
 @dataclass(frozen=True)
+class SourceInstance:
+    """One instance to copy: its identifier, whether the caller named it, and its stored size and MD5 if listed."""
+
+    identifier: DicomIdentifier
+    named: bool = False
+    size: Optional[int] = None
+    md5: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class SeriesGroup(Payload):
     """SOP instance UIDs of one series, grouped so a batch repeats no study or series UID.
 
-    `named` says the caller named these instances directly, so none was seen in the store before copying.
+    `named` says the caller named these instances directly, so none was seen in the store before copying;
+    `sizes` and `md5s` (base64 Content-MD5) run parallel to `sops`, None where the listing did not say.
     """
 
     study: str
     series: str
     sops: Tuple[str, ...]
     named: bool = False
+    sizes: Tuple[Optional[int], ...] = ()
+    md5s: Tuple[Optional[str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,21 +61,25 @@ class InstanceBatch(Payload):
     groups: Tuple[SeriesGroup, ...]
 
     @classmethod
-    def of(cls, instances: Sequence[Tuple[DicomIdentifier, bool]]) -> "InstanceBatch":
-        """Group `(instance, named)` pairs by series and by whether they were named, keeping their order."""
+    def of(cls, instances: Sequence[SourceInstance]) -> "InstanceBatch":
+        """Group instances by series and by whether they were named, keeping their order."""
         groups: list = []
-        for instance, named in instances:
-            if groups and groups[-1][:2] == (instance.study, instance.series) and groups[-1][3] == named:
-                groups[-1][2].append(instance.sop)
-            else:
-                groups.append((instance.study, instance.series, [instance.sop], named))
-        return cls(tuple(SeriesGroup(s, se, tuple(sops), named) for s, se, sops, named in groups))
+        for item in instances:
+            key = (item.identifier.study, item.identifier.series, item.named)
+            if not groups or groups[-1][0] != key:
+                groups.append((key, []))
+            groups[-1][1].append(item)
+        return cls(tuple(SeriesGroup(study, series, tuple(i.identifier.sop for i in items), named,
+                                     tuple(i.size for i in items), tuple(i.md5 for i in items))
+                         for (study, series, named), items in groups))
 
-    def instances(self) -> Iterator[Tuple[DicomIdentifier, bool]]:
-        """Every instance in the batch, as an instance-level identifier and whether the caller named it."""
+    def instances(self) -> Iterator[SourceInstance]:
+        """Every instance in the batch, in order."""
         for group in self.groups:
-            for sop in group.sops:
-                yield DicomIdentifier(group.study, group.series, sop), group.named
+            sizes = group.sizes or (None,) * len(group.sops)
+            md5s = group.md5s or (None,) * len(group.sops)
+            for sop, size, md5 in zip(group.sops, sizes, md5s):
+                yield SourceInstance(DicomIdentifier(group.study, group.series, sop), group.named, size, md5)
 
     def __len__(self) -> int:
         return sum(len(g.sops) for g in self.groups)

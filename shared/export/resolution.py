@@ -5,7 +5,7 @@ import asyncio
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from shared.destination.error_log import ErrorLog
-from shared.export.payloads import InstanceBatch, ListingCursor, ResolvedBatches, ResolveRequest
+from shared.export.payloads import InstanceBatch, ListingCursor, ResolvedBatches, ResolveRequest, SourceInstance
 from shared.export.work_store import WorkStore
 from shared.identifiers import DicomIdentifier, parse_identifier
 from shared.source.protocol import NOT_FOUND_MESSAGES, DicomStore, InstancePage
@@ -63,6 +63,12 @@ class _Listings:
         await asyncio.gather(*self._ahead.values(), return_exceptions=True)
 
 
+def _listed(page: InstancePage) -> List[SourceInstance]:
+    sizes = page.sizes or [None] * len(page.instances)
+    md5s = page.md5s or [None] * len(page.instances)
+    return [SourceInstance(instance, False, size, md5) for instance, size, md5 in zip(page.instances, sizes, md5s)]
+
+
 async def resolve_batches(request: ResolveRequest, store: DicomStore, work: WorkStore, log: ErrorLog) -> ResolvedBatches:
     """Resolve identifiers from `request.position` into about four waves of stored batches (4 × batches in flight);
     log identifiers matching nothing.
@@ -77,14 +83,14 @@ async def resolve_batches(request: ResolveRequest, store: DicomStore, work: Work
                                         min(capacity, request.identifier_count - request.position))
     identifiers = [parse_identifier(text) for text in texts]
     listings = _Listings(store, identifiers, request.continuation, min(capacity, LISTING_PAGE_LIMIT))
-    found: List[Tuple[DicomIdentifier, bool]] = []
+    found: List[SourceInstance] = []
     position, cursor, skipped = request.position, None, 0
     try:
         for index, identifier in enumerate(identifiers):
             if len(found) >= capacity:
                 break
             if identifier.level == "instance":
-                found.append((identifier, True))
+                found.append(SourceInstance(identifier, named=True))
                 position += 1
                 continue
             page = await listings.first_page(index)
@@ -92,8 +98,11 @@ async def resolve_batches(request: ResolveRequest, store: DicomStore, work: Work
                 break
             matched = bool(request.continuation and index == 0 and request.continuation.found)
             while True:
-                found.extend((instance, False) for instance in page.instances)
-                matched = matched or bool(page.instances)
+                found.extend(_listed(page))
+                for shortfall in page.shortfalls:
+                    log.add(shortfall.identifier, shortfall.message())
+                    skipped += shortfall.missing
+                matched = matched or bool(page.instances) or bool(page.shortfalls)
                 if page.continuation is None or len(found) >= capacity or not listings.can_list():
                     break
                 page = await listings.next_page(identifier, page.continuation)

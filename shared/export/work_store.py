@@ -4,9 +4,9 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClient
 
 from shared.cloud.clients import blob_service
@@ -42,7 +42,8 @@ def work_container_name(prefix: str, operation_id: str) -> str:
 
 class WorkStore:
     """Each operation's working files, in a container of its own (`<prefix>-<operation id>`), deleted in one call:
-    `identifiers/<page>.json`, `batches/<n>.json`, `destination` and the running steps' `active/<id>` markers."""
+    `identifiers/<page>.json`, `batches/<n>.json`, `started/<n>` and `outcomes/<n>.json` (batch attempts and
+    results), `destination` and the running steps' `active/<id>` markers."""
 
     def __init__(self, service: BlobServiceClient, prefix: str):
         self._service = service
@@ -93,6 +94,26 @@ class WorkStore:
     async def load_batch(self, operation_id: str, index: int) -> InstanceBatch:
         """The batch stored under number `index`."""
         return InstanceBatch.from_dict(json.loads(await self._read(operation_id, f"batches/{index:08d}.json")))
+
+    async def load_batch_outcome(self, operation_id: str, index: int) -> Optional[Dict[str, Any]]:
+        """What a finished attempt at batch `index` returned, or None if no attempt finished."""
+        try:
+            return json.loads(await self._read(operation_id, f"outcomes/{index:08d}.json"))
+        except ResourceNotFoundError:
+            return None
+
+    async def save_batch_outcome(self, operation_id: str, index: int, outcome: Dict[str, Any]) -> None:
+        """Record what batch `index` returned, so a retried activity returns it again instead of copying again."""
+        await self._write(operation_id, f"outcomes/{index:08d}.json", json.dumps(outcome).encode())
+
+    async def start_batch(self, operation_id: str, index: int) -> bool:
+        """Note that an attempt at batch `index` starts; True when an earlier attempt started it too."""
+        marker = self._blob(operation_id, f"started/{index:08d}")
+        try:
+            await marker.upload_blob(b"", overwrite=False)
+        except ResourceExistsError:
+            return True
+        return False
 
     async def save_sealed_destination(self, operation_id: str, sealed: str) -> None:
         """Keep the sealed destination where only this service reads it, out of every durable payload."""

@@ -1,10 +1,11 @@
 """A DICOM store in a blob container holding `<study>/<series>/<sop>.dcm`, copied server-side by short-lived SAS."""
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timedelta, timezone
 from typing import AsyncIterator, List, Optional
 
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import AzureError, HttpResponseError
 from azure.storage.blob import BlobSasPermissions, UserDelegationKey, generate_blob_sas
 from azure.storage.blob.aio import BlobServiceClient
 
@@ -44,6 +45,8 @@ class _BlobContent:
     def __init__(self, downloader):
         self._downloader = downloader
         self.size = downloader.size
+        md5 = downloader.properties.content_settings.content_md5
+        self.md5 = base64.b64encode(md5).decode() if md5 else None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
@@ -75,27 +78,40 @@ class BlobDicomStore:
         pages = self._container.list_blobs(name_starts_with=prefix, results_per_page=limit) \
             .by_page(continuation_token=continuation)
         instances: List[DicomIdentifier] = []
+        sizes: List[Optional[int]] = []
+        md5s: List[Optional[str]] = []
         try:
             async for page in pages:
                 async for blob in page:
                     instance = instance_from_blob_name(blob.name)
                     if instance is not None and (exact is None or blob.name == exact):
                         instances.append(instance)
+                        sizes.append(blob.size)
+                        md5 = blob.content_settings.content_md5
+                        md5s.append(base64.b64encode(md5).decode() if md5 else None)
                 break
         except HttpResponseError as error:
             if error.status_code in (401, 403):
                 raise _refusal(error) from error
             raise
-        return InstancePage(instances, pages.continuation_token or None)
+        return InstancePage(instances, pages.continuation_token or None, sizes=sizes, md5s=md5s)
 
     async def open_instance(self, instance: DicomIdentifier) -> InstanceContent:
-        """Start downloading the instance's blob; a gone or unreadable blob (a 4xx) raises InstanceUnavailableError."""
+        """Start downloading the instance's blob.
+
+        A gone or unreadable blob (a 4xx) raises InstanceUnavailableError, 401/403 StoreRefusedError, and a fault
+        that outlasted the SDK's retries (5xx, no answer) StoreReadError.
+        """
         try:
             downloader = await self._container.get_blob_client(store_blob_name(instance)).download_blob()
         except HttpResponseError as error:
+            if error.status_code in (401, 403):
+                raise _refusal(error) from error
             if error.status_code in VANISHED_STATUSES or is_client_error(error):
                 raise unavailable_instance(error.status_code, error_code(error)) from error
-            raise
+            raise StoreReadError(f"Reading from the DICOM store failed ({status_text(error)}).") from error
+        except AzureError as error:
+            raise StoreReadError(f"Reading from the DICOM store failed ({type(error).__name__}).") from error
         return _BlobContent(downloader)
 
     async def source_url(self, instance: DicomIdentifier) -> Optional[str]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import AsyncIterator, List, Optional, Protocol
+from typing import AsyncIterator, List, Optional, Protocol, Tuple
 
 from shared.identifiers import DicomIdentifier
 
@@ -36,17 +36,39 @@ def unavailable_instance(status: int, reason: str) -> InstanceUnavailableError:
 
 
 @dataclass(frozen=True)
+class Shortfall:
+    """Instances the store says exist under `identifier` (a study or series) but would not list, and why."""
+
+    identifier: str
+    missing: int
+    reason: str
+
+    def message(self) -> str:
+        """The errors.log line's text."""
+        noun = "instance" if self.missing == 1 else "instances"
+        return f"{self.missing} {noun} could not be listed: {self.reason}"
+
+
+@dataclass(frozen=True)
 class InstancePage:
-    """Some instances matching an identifier, and where to go on listing (None when done)."""
+    """Some instances matching an identifier, where to go on listing (None when done), and any shortfalls found.
+
+    `sizes` and `md5s`, when given, run parallel to `instances`: the stored size and base64 Content-MD5 of each
+    (None where the store does not say).
+    """
 
     instances: List[DicomIdentifier]
     continuation: Optional[str]
+    shortfalls: Tuple[Shortfall, ...] = ()
+    sizes: Optional[List[Optional[int]]] = None
+    md5s: Optional[List[Optional[str]]] = None
 
 
 class InstanceContent(Protocol):
-    """An open instance: its size (None when the store does not say) and its bytes as a stream of chunks."""
+    """An open instance: its size and base64 MD5 (None when the store does not say) and its bytes as chunks."""
 
     size: Optional[int]
+    md5: Optional[str]
 
     def chunks(self) -> AsyncIterator[bytes]:
         """The instance's bytes, in order."""

@@ -10,6 +10,7 @@ from shared.export.payloads import (
     ListingCursor,
     Progress,
     ResolvedBatches,
+    SourceInstance,
 )
 from shared.identifiers import DicomIdentifier
 
@@ -29,10 +30,13 @@ def test_checkpoint_round_trips_through_json():
 def test_batch_groups_by_series_and_by_naming_and_round_trips():
     a, b, c = DicomIdentifier("1", "2", "3"), DicomIdentifier("1", "2", "4"), DicomIdentifier("1", "5", "6")
     d = DicomIdentifier("1", "2", "7")
-    batch = InstanceBatch.of([(a, False), (b, False), (d, True), (c, True)])
-    assert [(g.study, g.series, g.sops, g.named) for g in batch.groups] == [
-        ("1", "2", ("3", "4"), False), ("1", "2", ("7",), True), ("1", "5", ("6",), True)]
-    assert list(batch.instances()) == [(a, False), (b, False), (d, True), (c, True)] and len(batch) == 4
+    items = [SourceInstance(a, False, 10, "md5a"), SourceInstance(b, False, 20, None), SourceInstance(d, True),
+             SourceInstance(c, True)]
+    batch = InstanceBatch.of(items)
+    assert [(g.study, g.series, g.sops, g.named, g.sizes, g.md5s) for g in batch.groups] == [
+        ("1", "2", ("3", "4"), False, (10, 20), ("md5a", None)), ("1", "2", ("7",), True, (None,), (None,)),
+        ("1", "5", ("6",), True, (None,), (None,))]
+    assert list(batch.instances()) == items and len(batch) == 4
     assert _round_trip(batch) == batch
     request = CopyRequest("op", 7, 4, "auto")
     assert _round_trip(request) == request

@@ -11,7 +11,7 @@ from shared.destination.error_log import ErrorLog, create_error_log
 from shared.destination.validation import parse_destination
 from shared.export.batch_copy import copy_batch
 from shared.export.instance_copier import InstanceCopier
-from shared.export.payloads import InstanceBatch
+from shared.export.payloads import InstanceBatch, SourceInstance
 from shared.identifiers import DicomIdentifier
 from shared.settings import ExportSettings, StoreSettings
 from shared.source.connect import connect_store
@@ -64,7 +64,7 @@ def _copy(loop, azurite, destination_azurite, container_name, batch, mode, copie
         container = destination.shared_client()
         log = ErrorLog(container, operation_id)
         copier = InstanceCopier(store, destination, container, operation_id, mode)
-        progress = await copy_batch(batch, copier, log, copies)
+        progress = (await copy_batch(batch, copier, log, copies)).progress
         await create_error_log(container, operation_id)
         await log.flush()
         return progress, copier.mode, store, operation_id
@@ -81,7 +81,7 @@ def _stored(store, count, missing=(), named=False, large=()):
         data[instance] = (make_large_instance(instance.study, instance.series, instance.sop, extra_bytes=9 * 1024 * 1024) if index in large
                           else make_instance(instance.study, instance.series, instance.sop))
         store.upload_blob(f"{instance.study}/{instance.series}/{instance.sop}.dcm", data[instance], overwrite=True)
-    return InstanceBatch.of([(i, named) for i in instances]), instances, data
+    return InstanceBatch.of([SourceInstance(i, named) for i in instances]), instances, data
 
 
 def _assert_copied(container, operation_id, instances, data):

@@ -49,7 +49,7 @@ def test_a_large_study_is_resolved_over_several_calls_with_a_cursor(loop, azurit
     assert [(c.batches, c.instances, c.position, c.skipped) for c in calls] == [
         (1, 2, 0, 0), (1, 2, 0, 0), (1, 1, 2, 1)]
     assert [c.continuation.found for c in calls[:2]] == [True, True]
-    assert sorted(i.sop for b in stored for i, _ in b.instances()) == sops
+    assert sorted(i.identifier.sop for b in stored for i in b.instances()) == sops
     assert [(line["identifier"], line["error"]) for line in error_lines(destination, operation_id)] == [
         (missing, "The specified study cannot be found.")]
 
@@ -59,7 +59,7 @@ def test_instance_identifiers_become_named_instances_without_listing(loop, azuri
     named = [f"{study}/{series}/{new_uid()}" for _ in range(3)]
     calls, stored, operation_id = _resolve_all(loop, azurite, destination, named, Batching(2, 1, 1))
     assert [(c.batches, c.instances, c.position, c.skipped) for c in calls] == [(2, 3, 3, 0)]
-    assert [[(str(i), was_named) for i, was_named in b.instances()] for b in stored] == [
+    assert [[(str(i.identifier), i.named) for i in b.instances()] for b in stored] == [
         [(named[0], True), (named[1], True)], [(named[2], True)]]
     assert error_lines(destination, operation_id) == []
 
@@ -115,7 +115,7 @@ def test_listings_run_eight_at_a_time_and_are_taken_in_order(loop, azurite, dest
     # capacity 2 × 1 × 4 = 8 instances and so at most 8 identifiers per call; the first call's sixth matches nothing
     assert [(c.batches, c.instances, c.position, c.skipped) for c in calls] == [
         (4, 7, 8, 1), (4, 8, 16, 0), (3, 5, 21, 0)]
-    assert [str(i).split("/")[0] for b in stored for i, _ in b.instances()] == studies
+    assert [str(i.identifier).split("/")[0] for b in stored for i in b.instances()] == studies
     assert counter.most_in_flight == 8
     assert counter.finished == len(identifiers)  # each identifier listed once, none read ahead in vain
     assert [(line["identifier"], line["error"]) for line in error_lines(destination, operation_id)] == [
