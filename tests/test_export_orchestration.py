@@ -107,6 +107,21 @@ def test_source_deleted_between_resolution_and_copy_is_skipped_and_logged(loop, 
     assert names == {f"{operation_id}/results/{study}/{series}/{sop}.dcm" for sop in data if sop != gone}
 
 
+def test_a_setting_broken_mid_export_fails_it_at_once_naming_the_setting(loop, host, azurite, destination,
+                                                                          put_instance, monkeypatch):
+    study, _, _ = _series(put_instance, 2)
+    operation_id = _start(loop, host, azurite, destination, [study])
+    monkeypatch.setenv("EXPORT_COPY_MODE", "teleport")
+    attempts = []
+    host.before_activity = lambda name, request, attempt: attempts.append((name, attempt))
+    instance = loop.run_until_complete(host.run(operation_id))
+    _, state, _ = get_operation(loop, host, operation_id)
+    assert (instance.runtime_status, state["status"]) == ("Failed", "failed")
+    assert state["errors"] == ["The export service is misconfigured: App setting EXPORT_COPY_MODE must be one of "
+                               "auto, put-from-url, copy-from-url, stream, not 'teleport'."]
+    assert ("copy_batch", 2) not in attempts and ("resolve_batches", 2) not in attempts  # no retry can fix it
+
+
 def test_destination_deleted_mid_export_fails_with_a_message(loop, host, azurite, destination, put_instance,
                                                              small_batches):
     study, _, _ = _series(put_instance, 4)

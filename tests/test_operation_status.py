@@ -5,8 +5,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from shared.api.status import INTERNAL_FAILURE, describe_operation
+from shared.destination.blob_destination import DestinationUnavailableError
 from shared.export.checkpoint import ExportCheckpoint
 from shared.export.payloads import Batching, Progress
+from shared.export.work_store import OwnStorageError
 from tests.durable_host import Instance
 from tests.export_client import get_operation
 
@@ -62,6 +64,18 @@ def test_unexpected_failure_gets_a_generic_message_without_internals(loop, host)
     instance_id = _put_instance(host, "Failed", output="Orchestrator function 'export_orchestrator' failed: "
                                                        "Activity function 'copy_batch' failed: KeyError: 'x'\n  File ...")
     assert get_operation(loop, host, instance_id)[1]["errors"] == [INTERNAL_FAILURE]
+
+
+@pytest.mark.parametrize("error", [
+    OwnStorageError("The service's own storage (AzureWebJobsStorage) did not answer (503 ServerBusy) after "
+                    "repeated tries."),
+    DestinationUnavailableError("Azure Blob Storage container 'c' in account 'a' did not take writes "
+                                "(ServiceRequestError) after repeated tries.")])
+def test_a_systemic_fault_that_outlasted_every_retry_is_named_in_the_failure(loop, host, error):
+    output = (f"Orchestrator function 'export_orchestrator' failed: Activity function 'copy_batch' failed: "
+              f"{type(error).__name__}: {error}\n  File ...")
+    instance_id = _put_instance(host, "Failed", output=output)
+    assert get_operation(loop, host, instance_id)[1]["errors"] == [str(error)[len("Export failed: "):]]
 
 
 def test_unknown_operation_is_404(loop, host):

@@ -5,7 +5,7 @@ from azure.core.exceptions import AzureError, ServiceRequestError
 from azure.storage.blob.aio import ExponentialRetry
 
 from shared.api.request import ExportRequest
-from shared.destination.blob_destination import DestinationRefusedError
+from shared.destination.blob_destination import BlobDestination, DestinationRefusedError, DestinationUnavailableError
 from shared.destination.error_log import create_error_log
 from shared.destination.sealing import seal
 from shared.errors import InvalidRequestError
@@ -14,6 +14,14 @@ from shared.export.payloads import Batching
 from shared.export.work_store import WorkStore
 from shared.settings import ExportSettings, WorkSettings
 from shared.timestamps import utc_iso
+
+
+def _not_taking_writes(destination: BlobDestination, error: BaseException) -> str:
+    if isinstance(error, ServiceRequestError):
+        account, container_name = destination.account_and_container
+        return (f"Cannot connect to Azure Blob Storage container '{container_name}' in account '{account}': "
+                "check the account's endpoint and that it is reachable.")
+    return destination.describe_refusal(error)
 
 
 async def prepare_export(request: ExportRequest, operation_id: str, settings: ExportSettings) -> ExportCheckpoint:
@@ -29,13 +37,10 @@ async def prepare_export(request: ExportRequest, operation_id: str, settings: Ex
             await create_error_log(container, operation_id)
     except DestinationRefusedError as refusal:
         raise InvalidRequestError(str(refusal)) from None
-    except ServiceRequestError:
-        account, container_name = destination.account_and_container
-        raise InvalidRequestError(
-            f"Cannot connect to Azure Blob Storage container '{container_name}' in account '{account}': "
-            "check the account's endpoint and that it is reachable.") from None
+    except DestinationUnavailableError as fault:
+        raise InvalidRequestError(_not_taking_writes(destination, fault.__cause__)) from None
     except (AzureError, TypeError, ValueError) as error:  # the SDK can trip over a non-storage endpoint's answer
-        raise InvalidRequestError(destination.describe_refusal(error)) from None
+        raise InvalidRequestError(_not_taking_writes(destination, error)) from None
     work = await WorkStore.connect(WorkSettings.from_environment())
     await work.create(operation_id)
     await work.save_identifiers(operation_id, [str(i) for i in request.identifiers])

@@ -6,13 +6,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Dict, Optional
 
-from azure.core.exceptions import ClientAuthenticationError
+from azure.core.exceptions import AzureError, ClientAuthenticationError
 from azure.storage.blob.aio import ContainerClient
 
 from shared.cloud.clients import TRANSFER_OPTIONS, cached_client, process_identity, shared_transport
 from shared.cloud.identity import app_identity
-from shared.destination.write_gate import gate_request
 from shared.cloud.storage_errors import error_code, is_client_error, status_text
+from shared.destination.write_gate import gate_request
+from shared.errors import ExportFailedError
 from shared.identifiers import DicomIdentifier
 
 
@@ -94,13 +95,19 @@ class BlobDestination:
 
     @asynccontextmanager
     async def guard(self) -> AsyncIterator[None]:
-        """Turn the destination's refusals inside the block into DestinationRefusedError; let faults through."""
+        """Name the destination in its errors inside the block: refusals (4xx) become DestinationRefusedError, faults
+        that outlasted the SDK's retries DestinationUnavailableError (the activity is retried); others pass."""
         try:
             yield
-        except Exception as error:
+        except AzureError as error:
             if is_client_error(error):
                 raise DestinationRefusedError(self.describe_refusal(error)) from error
-            raise
+            if isinstance(error, ClientAuthenticationError):
+                raise DestinationRefusedError(self.describe_refusal(error)) from error
+            account, container = self.account_and_container
+            raise DestinationUnavailableError(
+                f"Azure Blob Storage container '{container}' in account '{account}' did not take writes "
+                f"({status_text(error)}) after repeated tries.") from error
 
     def describe_refusal(self, error: Exception) -> str:
         """A caller-actionable sentence for a storage error that stopped a write to the destination."""
@@ -123,9 +130,13 @@ class BlobDestination:
         if status == 403:
             return (f"Not authorized to write to {where} ({status} {code}): the SAS token may be expired or "
                     "signed with the wrong key, or the account's network rules may block this service.")
-        return (f"{where} did not take the write ({status_text(error)}): check that the URL or connection string points at "
-                "Azure Blob Storage; if the account is busy, try again.")
+        return (f"{where} did not take the write ({status_text(error)}): check that the URL or connection string "
+                "points at Azure Blob Storage; if the account is busy, try again.")
 
 
 class DestinationRefusedError(Exception):
     """The destination will not take writes; the message is written for the caller."""
+
+
+class DestinationUnavailableError(ExportFailedError):
+    """The destination kept failing (5xx, no answer) after retries; the activity is retried, then the export fails."""

@@ -1,4 +1,4 @@
-"""Runs one export step (resolve or copy) with the operation's destination, store, working files and error log at hand."""
+"""Runs one export step with the operation's destination, store, working files and error log at hand."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,8 +9,9 @@ from azure.storage.blob.aio import ContainerClient
 from shared.cloud.clients import set_pool_size
 from shared.destination.blob_destination import BlobDestination, DestinationRefusedError
 from shared.destination.error_log import ErrorLog
-from shared.destination.write_gate import writes_permitted_by
 from shared.destination.sealing import unseal
+from shared.destination.write_gate import writes_permitted_by
+from shared.errors import ServiceConfigurationError
 from shared.export.step_watch import StepWatch
 from shared.export.work_store import OperationRevokedError, WorkStore
 from shared.settings import ExportSettings, StoreSettings, WorkSettings
@@ -35,16 +36,17 @@ class ExportSession:
 
 async def run_export_step(operation_id: str, step: Callable[[ExportSession], Awaitable[T]],
                           refused: Callable[[str], T]) -> T:
-    """Run `step` and flush its error lines; a refusal by the destination or the store becomes `refused(message)`.
+    """Run `step` and flush its error lines; a refusal by the destination or the store, or a broken app setting,
+    becomes `refused(message)`, which fails the export at once (no retry can fix those).
 
     Clients come from the process's shared pools. The step registers as running before it unseals the destination
     from the working files, so a step of an operation that has ended or been canceled is refused; every request it
     sends to the destination passes its watch's check (see shared/export/step_watch.py).
     """
-    settings = ExportSettings.from_environment()
-    set_pool_size(settings.copies_in_flight)
-    work = await WorkStore.connect(WorkSettings.from_environment())
     try:
+        settings = ExportSettings.from_environment()
+        set_pool_size(settings.copies_in_flight)
+        work = await WorkStore.connect(WorkSettings.from_environment())
         async with StepWatch(work, operation_id) as watch:
             sealed = await work.load_sealed_destination(operation_id)
             destination = BlobDestination.from_dict(unseal(sealed, settings.require_sealing_key(), operation_id))
@@ -59,3 +61,5 @@ async def run_export_step(operation_id: str, step: Callable[[ExportSession], Awa
             return result
     except (DestinationRefusedError, StoreRefusedError, OperationRevokedError) as refusal:
         return refused(str(refusal))
+    except ServiceConfigurationError as error:
+        return refused(f"The export service is misconfigured: {error}")

@@ -1,25 +1,32 @@
-"""The service's own storage for each export's working files: its identifiers, its resolved batches, its sealed destination."""
+"""The service's own storage for each export's working files: identifiers, batches, outcomes, sealed destination."""
 from __future__ import annotations
 
 import asyncio
 import json
 import uuid
-from typing import Any, Dict, List, Optional, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Dict, List, Optional, Sequence
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClient
 
 from shared.cloud.clients import blob_service
+from shared.cloud.storage_errors import status_text
+from shared.errors import ExportFailedError
 from shared.export.payloads import InstanceBatch
 from shared.settings import WorkSettings
 
 IDENTIFIERS_PER_PAGE = 1000
 _WRITES_IN_FLIGHT = 16
-# Requests the cancel protocol repeats on its own schedule: no SDK retries (their backoff starts at 15 s), short timeouts.
+# Requests the cancel protocol repeats on its own schedule: no SDK retries (backoff from 15 s), short timeouts.
 QUICK = {"retry_total": 0, "connection_timeout": 2, "read_timeout": 2}
 DESTINATION = "destination"
 ACTIVE_STEPS = "active/"
 STEP_STATE, STEP_RUNNING, STEP_ENDED = "step", "running", "ended"
+
+
+class OwnStorageError(ExportFailedError):
+    """The service's own storage kept failing; the activity is retried, then the export fails saying so."""
 
 
 class OperationRevokedError(Exception):
@@ -60,11 +67,24 @@ class WorkStore:
     def _blob(self, operation_id: str, name: str) -> BlobClient:
         return self._container(operation_id).get_blob_client(name)
 
+    @asynccontextmanager
+    async def _own_storage(self) -> AsyncIterator[None]:
+        """Faults of the service's own storage that outlasted the SDK's retries become OwnStorageError."""
+        try:
+            yield
+        except (ResourceNotFoundError, ResourceExistsError):
+            raise
+        except AzureError as error:
+            raise OwnStorageError(f"The service's own storage (AzureWebJobsStorage) did not answer "
+                                  f"({status_text(error)}) after repeated tries.") from error
+
     async def _write(self, operation_id: str, name: str, data: bytes) -> None:
-        await self._blob(operation_id, name).upload_blob(data, overwrite=True)
+        async with self._own_storage():
+            await self._blob(operation_id, name).upload_blob(data, overwrite=True)
 
     async def _read(self, operation_id: str, name: str) -> bytes:
-        return await (await self._blob(operation_id, name).download_blob()).readall()
+        async with self._own_storage():
+            return await (await self._blob(operation_id, name).download_blob()).readall()
 
     async def create(self, operation_id: str) -> None:
         """Create the operation's work container."""

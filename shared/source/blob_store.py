@@ -52,7 +52,7 @@ class _BlobContent:
         try:
             async for chunk in self._downloader.chunks():
                 yield chunk
-        except HttpResponseError as error:
+        except AzureError as error:  # a broken download is the store's, never the destination's, fault
             raise StoreReadError(f"Reading from the DICOM store failed ({status_text(error)}).") from error
 
 
