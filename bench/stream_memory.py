@@ -71,7 +71,7 @@ async def _copy_in_this_process(operation_id: str, container_name: str) -> dict:
     from shared.destination.validation import parse_destination
     from shared.export.batch_copy import copy_batch
     from shared.export.instance_copier import InstanceCopier
-    from shared.export.payloads import InstanceBatch
+    from shared.export.payloads import InstanceBatch, SourceInstance
     from shared.identifiers import DicomIdentifier
     from shared.settings import ExportSettings, StoreSettings
     from shared.source.connect import connect_store
@@ -84,8 +84,8 @@ async def _copy_in_this_process(operation_id: str, container_name: str) -> dict:
     before = peak_rss_mib()
     copier = InstanceCopier(store, destination, container, operation_id, "stream")
     started = time.perf_counter()
-    progress = await copy_batch(InstanceBatch.of([(DicomIdentifier(STUDY, SERIES, SOP), False)]), copier,
-                                ErrorLog(container, operation_id), 1)
+    progress = (await copy_batch(InstanceBatch.of([SourceInstance(DicomIdentifier(STUDY, SERIES, SOP))]), copier,
+                                 ErrorLog(container, operation_id), 1)).progress
     elapsed = time.perf_counter() - started
     after = peak_rss_mib()
     return {"exported": progress.exported, "seconds": elapsed, "rss_before_mib": before, "rss_after_mib": after}
