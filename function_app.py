@@ -24,6 +24,9 @@ from shared.settings import ExportSettings
 
 SUPPORTED_VERSIONS = {"1": 1, "2": 2}
 ORCHESTRATOR = "export_orchestrator"
+POLL_AFTER_SECONDS = 5  # Retry-After on a 202: the status is republished after every wave of copies
+# Every path but the versioned ones (and the host's own admin/ and runtime/ routes), whatever the host's route order.
+UNKNOWN_ROUTE = "{*path:regex(^(?!v[^/]+/(export|operations/[^/]+)/?$|admin(/|$)|runtime(/|$)).*$)}"
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(export_orchestration)
@@ -36,7 +39,7 @@ def _text(status_code: int, message: str) -> func.HttpResponse:
 
 
 def _json(status_code: int, body: dict, location: Optional[str] = None) -> func.HttpResponse:
-    headers = {"Location": location} if location else None
+    headers = {"Location": location, "Retry-After": str(POLL_AFTER_SECONDS)} if location else None
     return func.HttpResponse(json.dumps(body), status_code=status_code, mimetype="application/json",
                              charset="utf-8", headers=headers)
 
@@ -80,8 +83,7 @@ async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationCli
         logging.error("Export refused: %s", error)
         return _text(500, f"The export service is misconfigured: {error}")
     await client.start_new(ORCHESTRATOR, operation_id, checkpoint.to_dict())
-    logging.info("Export %s started: %d identifiers to %s", operation_id, len(request.identifiers),
-                 request.destination.container_url)
+    logging.info("Export %s started: %d identifiers", operation_id, len(request.identifiers))
     href = _operation_href(req, version, operation_id)
     return _json(202, {"id": operation_id, "href": href}, location=href)
 
@@ -120,3 +122,12 @@ async def cancel_operation(req: func.HttpRequest, client: df.DurableOrchestratio
         logging.info("Export %s canceled", operation_id)
         return _json(state.status_code, state.body)
     return await _answer_for_operation(req, cancel)
+
+
+@app.route(route=UNKNOWN_ROUTE, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+async def unknown_route(req: func.HttpRequest) -> func.HttpResponse:
+    """Any path outside the versioned API: 404 naming /v1 and /v2 (registered last, and named to sort last)."""
+    path = urlsplit(req.url).path or "/"
+    return _text(404, f"There is no endpoint at {req.method} {path[:200]}. The export API's paths start with its "
+                      "version, /v1 or /v2: POST /v2/export, then GET or DELETE /v2/operations/{id} "
+                      "(or the same under /v1).")

@@ -17,6 +17,7 @@ from tests.export_client import export_body, post_export
 from tests.test_managed_identity import StandInIdentity
 
 VALID_ID = "1.2.840.10008.1"
+URI = "The field 'destination.settings.blobContainerUri'"
 
 
 class Trap:
@@ -112,7 +113,7 @@ def _answer(loop, host, settings):
 def test_an_unlisted_host_is_never_contacted(loop, host, trap):
     settings = {"blobContainerUri": f"http://127.0.0.2:{trap.port}/devstoreaccount1/exports?sv=1&sig=secret"}
     assert _answer(loop, host, settings) == (
-        400, f"destination.settings.blobContainerUri points at '127.0.0.2:{trap.port}', which is not an allowed "
+        400, f"{URI} points at '127.0.0.2:{trap.port}', which is not an allowed "
              "destination host (app setting EXPORT_ALLOWED_DESTINATION_HOSTS).")
     assert trap.connections == 0
 
@@ -121,7 +122,7 @@ def test_a_managed_identity_token_is_not_even_requested_for_an_unlisted_host(loo
     settings = {"blobContainerUri": f"https://127.0.0.2:{trap.port}/devstoreaccount1/exports",
                 "useManagedIdentity": True}
     assert _answer(loop, host, settings) == (
-        400, f"destination.settings.blobContainerUri points at '127.0.0.2:{trap.port}', which is not an allowed "
+        400, f"{URI} points at '127.0.0.2:{trap.port}', which is not an allowed "
              "destination host (app setting EXPORT_ALLOWED_DESTINATION_HOSTS).")
     assert (identity, trap.connections) == ([], 0)
 

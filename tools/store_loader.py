@@ -1,137 +1,119 @@
-"""Command that loads DICOM files or folders into the DICOM store at `<study>/<series>/<sop>.dcm`.
+"""Command that loads DICOM files or folders into the DICOM store at `<study>/<series>/<sop>.dcm`, unchanged.
 
 Usage: python -m tools.store_loader [--pydicom-samples] [PATH ...]
-Reads DICOM_STORE / AzureWebJobsStorage and DICOM_STORE_CONTAINER like the app; a non-DICOM file is reported and skipped.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, List, Mapping, Optional, Sequence
 
-import pydicom
-from azure.core.exceptions import ResourceExistsError
-from azure.storage.blob import BlobServiceClient, ContainerClient
-from pydicom.errors import InvalidDicomError
+from azure.storage.blob import ContainerClient
+from tqdm import tqdm
 
-from shared.cloud.identity import app_identity
 from shared.errors import ServiceConfigurationError
-from shared.identifiers import DicomIdentifier, uid_problem
 from shared.settings import StoreSettings
 from shared.source.blob_store import store_blob_name
+from tools.dicom_files import list_files, missing_paths, pydicom_sample_folder, read_instance_identifier
+from tools.load_report import LoadReport, plural
+from tools.local_settings import LOCAL_SETTINGS_FILE, read_app_settings
+from tools.store_target import StoreUnreachableError, open_store, store_errors, store_location
 
-_UID_TAGS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+SETTINGS_HELP = """\
+settings, read as the app reads them locally: the environment first, then the "Values" of
+local.settings.json beside function_app.py (bash scripts/run-local writes one for Azurite):
+  DICOM_STORE                  connection string of the store's storage account
+  DICOM_STORE__blobServiceUri  instead of DICOM_STORE: the account's blob endpoint, reached with your
+                               Azure identity (DICOM_STORE__clientId: a user-assigned identity's client id)
+  AzureWebJobsStorage          used when neither DICOM_STORE setting is present
+                               (locally: UseDevelopmentStorage=true, Azurite on 127.0.0.1:10000)
+  DICOM_STORE_CONTAINER        the container to load into (default: dicom)
+  DICOM_STORE_TYPE             blob (the default); a DICOMweb server takes files through its own STOW-RS
 
-
-@dataclass
-class LoadReport:
-    """What a load did: the blob names written and each file skipped with its reason."""
-
-    loaded: List[str] = field(default_factory=list)
-    skipped: List[Tuple[str, str]] = field(default_factory=list)
-
-
-def read_instance_identifier(path: Path) -> DicomIdentifier:
-    """The study, series and SOP instance UIDs of a DICOM file; raise ValueError saying why a file is unusable."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # encoding quirks of a readable file do not matter for its UIDs
-            dataset = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(_UID_TAGS))
-    except (InvalidDicomError, EOFError) as error:
-        raise ValueError(f"not a DICOM file ({error})") from None
-    except Exception as error:  # pydicom raises many types for damaged files; each file is reported, not fatal
-        raise ValueError(f"not a readable DICOM file ({type(error).__name__}: {error})") from None
-    uids = []
-    for tag in _UID_TAGS:
-        value = str(getattr(dataset, tag, "") or "").strip()
-        problem = uid_problem(value)
-        if problem:
-            raise ValueError(f"its {tag} '{value}' is unusable: {problem}")
-        uids.append(value)
-    return DicomIdentifier(*uids)
+exit status: 0 every file loaded; 1 some files were skipped, or a folder held none;
+2 the load could not run (bad usage, settings, a missing path, or a store that cannot be reached)."""
 
 
-def expand_paths(paths: Iterable[Path]) -> Iterator[Path]:
-    """Every file named, and every file under each folder named, in a stable order."""
-    for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file())
-        else:
-            yield path
-
-
-def load_files(paths: Iterable[Path], container: ContainerClient, report: Optional[LoadReport] = None) -> LoadReport:
-    """Upload each DICOM file unchanged to its place in the store; report and skip the rest."""
-    report = report or LoadReport()
-    seen = set(report.loaded)
-    for path in expand_paths(paths):
+def load_files(files: Sequence[Path], container: ContainerClient, report: LoadReport,
+               say: Optional[Callable[[str], None]], advance: Callable[[], None]) -> None:
+    """Upload each DICOM file unchanged to its place in the store; `say` why each other file is skipped (None:
+    count skips quietly); `advance` once per file."""
+    for path in files:
         try:
-            name = store_blob_name(read_instance_identifier(path))
+            identifier = read_instance_identifier(path)
+            name = store_blob_name(identifier)
+            if name in report.names:
+                raise ValueError(f"an earlier file has the same UIDs ({name})")
         except ValueError as problem:
-            report.skipped.append((str(path), str(problem)))
-            continue
-        if name in seen:
-            report.skipped.append((str(path), f"an earlier file has the same UIDs ({name})"))
-            continue
-        seen.add(name)
-        with open(path, "rb") as data:
-            container.upload_blob(name, data, overwrite=True)
-        report.loaded.append(name)
-    return report
+            report.skip(str(path), str(problem), quiet=say is None)
+            if say:
+                say(f"skipped {path}: {problem}")
+        else:
+            with open(path, "rb") as data, store_errors(container):
+                container.upload_blob(name, data, overwrite=True)
+            report.add(name, identifier.study)
+        advance()
 
 
-def pydicom_sample_folder() -> Path:
-    """The folder of sample files that pydicom ships (available offline)."""
-    return Path(pydicom.__file__).parent / "data" / "test_files"
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tools.store_loader", description=__doc__.splitlines()[0],
+                                     epilog=SETTINGS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="*", type=Path, help="DICOM files or folders (searched recursively) to load")
+    parser.add_argument("--pydicom-samples", action="store_true",
+                        help="also load pydicom's bundled sample files (its non-DICOM and repeated files are "
+                             "counted, not listed)")
+    return parser
 
 
-def store_container(settings: StoreSettings) -> ContainerClient:
-    """A sync client on the store's container, created if missing."""
-    if settings.connection_string:
-        service = BlobServiceClient.from_connection_string(settings.connection_string)
-    else:
-        service = BlobServiceClient(settings.service_uri, credential=app_identity(settings.client_id, False))
-    container = service.get_container_client(settings.container)
+def _store_settings(settings_file: Path, env: Mapping[str, str]) -> StoreSettings:
+    """The store settings, or ServiceConfigurationError saying what to set and where it looked."""
+    settings = read_app_settings(settings_file, env)
     try:
-        container.create_container()
-    except ResourceExistsError:
-        pass
-    return container
+        store = StoreSettings.from_environment(settings.values)
+    except ServiceConfigurationError as error:
+        where = "" if settings_file.is_file() else f"; there is no {settings_file.name} beside function_app.py " \
+                                                   "(bash scripts/run-local writes one)"
+        raise ServiceConfigurationError(f"{error} Looked in {settings.source}{where}.") from None
+    if store.dicomweb is not None:
+        raise ServiceConfigurationError("DICOM_STORE_TYPE is dicomweb: this command loads a blob store only; store "
+                                        "files on the DICOMweb server itself (STOW-RS).")
+    return store
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Run the command; exit 0 when every named file loaded, 1 when some were skipped, 2 on bad usage.
-
-    pydicom's sample folder holds non-DICOM files and repeats by design: its skips are counted, not listed.
-    """
-    parser = argparse.ArgumentParser(prog="python -m tools.store_loader", description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="*", type=Path, help="DICOM files or folders to load")
-    parser.add_argument("--pydicom-samples", action="store_true", help="also load pydicom's bundled sample files")
+def main(argv: Optional[List[str]] = None, settings_file: Path = LOCAL_SETTINGS_FILE,
+         env: Mapping[str, str] = os.environ) -> int:
+    """Run the command; exit 0 when every named file loaded, 1 when some were skipped, 2 when none could be."""
+    parser = _parser()
     args = parser.parse_args(argv)
     if not args.paths and not args.pydicom_samples:
         parser.error("name at least one file or folder, or --pydicom-samples")
+    missing = missing_paths(args.paths)
+    for path in missing:
+        print(f"cannot load {path}: no such file or folder", file=sys.stderr)
+    if missing:
+        return 2
+    files, empty_folders = list_files(args.paths)
+    for folder in empty_folders:
+        print(f"the folder {folder} holds no files", file=sys.stderr)
+    samples = list_files([pydicom_sample_folder()])[0] if args.pydicom_samples else []
+    if not files and not samples:
+        return 1
     try:
-        settings = StoreSettings.from_environment()
-    except ServiceConfigurationError as error:
+        container = open_store(_store_settings(settings_file, env))
+        print(f"Loading {plural(len(files) + len(samples), 'file')} into {store_location(container)}")
+        report = LoadReport()
+        with tqdm(total=len(files) + len(samples), unit="file", disable=None) as bar:
+            def say(line: str) -> None:
+                bar.write(line, file=sys.stderr)
+            load_files(files, container, report, say, bar.update)
+            load_files(samples, container, report, None, bar.update)
+    except (ServiceConfigurationError, StoreUnreachableError) as error:
         print(error, file=sys.stderr)
         return 2
-    if settings.dicomweb is not None:
-        print("DICOM_STORE_TYPE is dicomweb: this command loads a blob store only; store files on the DICOMweb "
-              "server itself (STOW-RS).", file=sys.stderr)
-        return 2
-    container = store_container(settings)
-    report = load_files(args.paths, container)
-    for path, reason in report.skipped:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
-    named_skips = len(report.skipped)
-    if args.pydicom_samples:
-        load_files([pydicom_sample_folder()], container, report)
-    print(f"loaded {len(report.loaded)} instances into container '{settings.container}', "
-          f"skipped {len(report.skipped)} files that are not DICOM or repeat another file's UIDs")
-    return 1 if named_skips else 0
+    print("\n".join(report.summary(store_location(container))))
+    return 1 if report.skipped or empty_folders else 0
 
 
 if __name__ == "__main__":

@@ -3,16 +3,22 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, Tuple
+from typing import Any, Tuple
 
 from shared.allowlist import DEFAULT_ALLOWLIST, DestinationAllowlist
 from shared.destination.blob_destination import BlobDestination
 from shared.destination.validation import parse_destination
 from shared.errors import InvalidRequestError, quote_value
 from shared.identifiers import IDENTIFIER_FORMAT, DicomIdentifier, normalize_identifiers, parse_identifier
+from shared.request_fields import RequestObject, the_field
 
 SOURCE_TYPE = "identifiers"
 DESTINATION_TYPE = "azureBlob"
+_BODY_NAMES = ("source", "destination")
+_SECTION_NAMES = ("type", "settings")
+_SOURCE_SETTING_NAMES = ("values",)
+_SOURCE_SHAPE = "{\"type\": \"identifiers\", \"settings\": {\"values\": [...]}}"
+_DESTINATION_SHAPE = "{\"type\": \"azureBlob\", \"settings\": {\"blobContainerUri\": ...}}"
 
 
 @dataclass(frozen=True)
@@ -23,49 +29,46 @@ class ExportRequest:
     destination: BlobDestination
 
 
-def _lower_keys(value: Dict[str, Any]) -> Dict[str, Any]:
-    return {key.lower(): item for key, item in value.items()}
-
-
-def _object(parent: Dict[str, Any], key: str, field: str, hint: str) -> Dict[str, Any]:
-    value = parent.get(key)
+def _object(parent: RequestObject, path: str, known: Tuple[str, ...], shape: str) -> RequestObject:
+    value = parent.get(path.rsplit(".", 1)[-1])
     if value is None:
-        raise InvalidRequestError(f"The field '{field}' is required: {hint}.")
+        raise InvalidRequestError(f"{parent.missing(path, known)}: give {shape}.")
     if not isinstance(value, dict):
-        raise InvalidRequestError(f"The field '{field}' must be an object ({hint}), not {quote_value(value)}.")
-    return _lower_keys(value)
+        raise InvalidRequestError(f"{the_field(path)} must be an object ({shape}), not {quote_value(value)}.")
+    return RequestObject(value)
 
 
-def _typed_section(body: Dict[str, Any], key: str, expected_type: str, hint: str) -> Dict[str, Any]:
-    section = _object(body, key, key, hint)
+def _typed_section(body: RequestObject, key: str, expected_type: str, shape: str) -> RequestObject:
+    section = _object(body, key, _BODY_NAMES, shape)
     kind = section.get("type")
+    allowed = f"the only supported value is '{expected_type}'"
     if kind is None:
-        raise InvalidRequestError(f"The field '{key}.type' is required; the only supported value is '{expected_type}'.")
+        raise InvalidRequestError(f"{section.missing(f'{key}.type', _SECTION_NAMES)}; {allowed}.")
     if not isinstance(kind, str) or kind.lower() != expected_type.lower():
-        raise InvalidRequestError(
-            f"The field '{key}.type' is {quote_value(kind)}, which is not supported; "
-            f"the only supported value is '{expected_type}'.")
-    return _object(section, "settings", f"{key}.settings", hint)
+        raise InvalidRequestError(f"{the_field(f'{key}.type')} is {quote_value(kind)}, which is not supported; "
+                                  f"{allowed}.")
+    return _object(section, f"{key}.settings", _SECTION_NAMES, shape)
 
 
-def _identifiers(settings: Dict[str, Any]) -> Tuple[DicomIdentifier, ...]:
+def _identifiers(settings: RequestObject) -> Tuple[DicomIdentifier, ...]:
+    path = "source.settings.values"
     values = settings.get("values")
-    if values is None or values == []:
-        raise InvalidRequestError(
-            f"The field 'source.settings.values' is missing or empty: give a list of one or more identifiers "
-            f"in the format {IDENTIFIER_FORMAT}.")
+    wanted = f"give a list of one or more identifiers in the format {IDENTIFIER_FORMAT}"
+    if values is None:
+        raise InvalidRequestError(f"{settings.missing(path, _SOURCE_SETTING_NAMES)}: {wanted}.")
+    if values == []:
+        raise InvalidRequestError(f"{the_field(path)} is empty: {wanted}.")
     if not isinstance(values, list):
-        raise InvalidRequestError(
-            f"The field 'source.settings.values' must be a list of strings, not {quote_value(values)}.")
+        raise InvalidRequestError(f"{the_field(path)} must be a list of strings, not {quote_value(values)}.")
     parsed = []
     for index, value in enumerate(values):
-        field = f"source.settings.values[{index}]"
+        field = the_field(f"{path}[{index}]")
         if not isinstance(value, str):
-            raise InvalidRequestError(f"The field '{field}' must be a string, not {quote_value(value)}.")
+            raise InvalidRequestError(f"{field} must be a string, not {quote_value(value)}.")
         try:
             parsed.append(parse_identifier(value))
         except InvalidRequestError as error:
-            raise InvalidRequestError(f"The field '{field}' is invalid. {error}") from None
+            raise InvalidRequestError(f"{field} is invalid. {error}") from None
     return tuple(normalize_identifiers(parsed))
 
 
@@ -94,12 +97,8 @@ def parse_export_request(body: bytes, allowlist: DestinationAllowlist = DEFAULT_
     if not isinstance(document, dict):
         raise InvalidRequestError(
             f"The request body must be a JSON object with 'source' and 'destination', not {quote_value(document)}.")
-    document = _lower_keys(document)
-    if "source" not in document and "sources" in document:
-        raise InvalidRequestError("The field 'source' is required; the body has 'sources' instead.")
-    source = _typed_section(document, "source", SOURCE_TYPE,
-                            "{\"type\": \"identifiers\", \"settings\": {\"values\": [...]}}")
+    document = RequestObject(document)
+    source = _typed_section(document, "source", SOURCE_TYPE, _SOURCE_SHAPE)
     identifiers = _identifiers(source)
-    settings = _typed_section(document, "destination", DESTINATION_TYPE,
-                              "{\"type\": \"azureBlob\", \"settings\": {\"blobContainerUri\": ...}}")
+    settings = _typed_section(document, "destination", DESTINATION_TYPE, _DESTINATION_SHAPE)
     return ExportRequest(identifiers, parse_destination(settings, allowlist))
