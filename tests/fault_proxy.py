@@ -6,9 +6,10 @@ query parameter: a request held longer than that is answered `500 OperationTimed
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import aiohttp
 from aiohttp import web
@@ -108,3 +109,38 @@ class FaultProxy:
                 await response.write(chunk)
             await response.write_eof()
             return response
+
+
+# (request, the answer's JSON) -> (the JSON to send instead, headers to add)
+JsonEdit = Callable[[web.Request, Any], Tuple[Any, Dict[str, str]]]
+
+
+class EditingProxy(FaultProxy):
+    """A FaultProxy that can also rewrite the JSON answers to chosen requests: drop rows, strip tags, add a Warning."""
+
+    def __init__(self, target: str):
+        super().__init__(target)
+        self._edits: List[Tuple[str, JsonEdit]] = []
+
+    def edit_json(self, path_part: str, edit: JsonEdit) -> None:
+        """From now on, pass every JSON answer to a request whose path contains `path_part` through `edit` (after the
+        edits added before it); the proxy asks the server for an uncompressed answer and sends the new one whole."""
+        self._edits.append((path_part, edit))
+
+    async def _forward(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        edits = [edit for part, edit in self._edits if part in request.path]
+        if not edits:
+            return await super()._forward(request, body)
+        headers = {**{k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP},
+                   "Accept-Encoding": "identity"}
+        async with self._client.request(request.method, self.target + request.path_qs, headers=headers,
+                                        data=body) as upstream:
+            content, added = await upstream.read(), {}
+            answer = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
+            if upstream.status == 200 and "json" in upstream.headers.get("Content-Type", ""):
+                value = json.loads(content or b"null")
+                for edit in edits:
+                    value, more = edit(request, value)
+                    added.update(more)
+                content = json.dumps(value).encode()
+            return web.Response(status=upstream.status, body=content, headers={**answer, **added})

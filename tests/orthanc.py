@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import shutil
 import socket
@@ -11,7 +12,11 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Optional, Tuple
+
+import pydicom
+
+from tests.dicom_samples import make_instance
 
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
@@ -36,12 +41,14 @@ def _free_port() -> int:
 class Orthanc:
     """One Orthanc process with its storage in a temporary folder and DICOMweb at `/dicom-web/`.
 
-    With `users` ({name: password}) it requires HTTP basic authentication for every request.
+    With `users` ({name: password}) it requires HTTP basic authentication for every request. `settings` adds or
+    overrides configuration options, e.g. `{"LimitFindInstances": 5, "LimitFindResults": 5}`.
     """
 
-    def __init__(self, users: Optional[Dict[str, str]] = None):
+    def __init__(self, users: Optional[Dict[str, str]] = None, settings: Optional[Dict[str, Any]] = None):
         self.port = _free_port()
         self.users = dict(users or {})
+        self.settings = dict(settings or {})
         self._workdir = tempfile.mkdtemp(prefix="orthanc-")
         self._process: Optional[subprocess.Popen] = None
 
@@ -65,6 +72,7 @@ class Orthanc:
         }
         if self.users:
             config["RegisteredUsers"] = self.users
+        config.update(self.settings)
         return config
 
     def start(self) -> "Orthanc":
@@ -103,6 +111,16 @@ class Orthanc:
     def upload(self, data: bytes) -> str:
         """Store one DICOM file (`POST /instances`) and return Orthanc's id for the instance."""
         return json.loads(self.request("POST", "/instances", data))["ID"]
+
+    def upload_numbered(self, study: str, series: str, sop: str, instance_number: int,
+                        series_number: int = 1) -> Tuple[str, bytes]:
+        """Store `make_instance(study, series, sop)` with the given InstanceNumber and SeriesNumber; return Orthanc's
+        id for it and the file's bytes."""
+        dataset = pydicom.dcmread(io.BytesIO(make_instance(study, series, sop)))
+        dataset.InstanceNumber, dataset.SeriesNumber = instance_number, series_number
+        out = io.BytesIO()
+        dataset.save_as(out, enforce_file_format=True)
+        return self.upload(out.getvalue()), out.getvalue()
 
     def stored_file(self, orthanc_id: str) -> bytes:
         """The file Orthanc keeps for an instance, byte for byte (`/instances/{id}/file`)."""

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import re
 from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Sequence
 from urllib.parse import quote
 
@@ -14,26 +14,30 @@ from shared.settings import DicomWebSettings
 from shared.source.http_retry import RetryPolicy, retry_after_seconds
 from shared.source.multipart import FirstPartReader, MultipartError, multipart_boundary
 from shared.source.protocol import InstancePage, StoreReadError, StoreRefusedError, unavailable_instance
+from shared.source.qido_listing import SOP_UID, QidoAnswer, first_value, list_page
 
 QIDO_PAGE_LIMIT = 200
 WADO_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
-_SERIES_UID, _SOP_UID = "0020000E", "00080018"
 _REFUSED_STATUSES = {401, 403}
+_LIMIT_TEXT = re.compile(r"result|limit|exceed|maximum|truncat|additional", re.IGNORECASE)
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
 
 def _uid(path: str) -> str:
     return quote(path, safe="")
 
 
-def _first_value(row: Dict[str, Any], tag: str) -> str:
-    values = row.get(tag, {}).get("Value") or []
-    if not values or not isinstance(values[0], str):
-        raise ValueError(f"A QIDO-RS answer row has no value for tag {tag}.")
-    return values[0]
-
-
-def _cursor(series: str, offset: int) -> str:
-    return json.dumps({"series": series, "offset": offset}, separators=(",", ":"))
+def warns_of_limit(warnings: Sequence[str]) -> bool:
+    """Whether Warning headers say a QIDO-RS answer was cut short: a 299 whose text (quoted, or as the rest of the
+    value, as some servers write it) speaks of results or limits, like the standard's "The number of results exceeded
+    the maximum supported by the server", or that has no text at all."""
+    for value in warnings:
+        code = re.match(r"\s*299\b[\s:]*", value)
+        if code:
+            texts = _QUOTED.findall(value) or [value[code.end():].strip(" -")]
+            if any(not text or _LIMIT_TEXT.search(text) for text in texts):
+                return True
+    return False
 
 
 class _WadoContent:
@@ -88,38 +92,15 @@ class DicomWebStore:
 
     async def list_instances(self, identifier: DicomIdentifier, continuation: Optional[str],
                              limit: int) -> InstancePage:
-        """Up to `limit` instances of a study (series in UID order) or a series; an instance if it exists.
-
-        The continuation is `{"series": <uid>, "offset": <instances of that series already listed>}`.
-        """
+        """Up to `limit` instances of a study (series in UID order) or a series, checked against the server's counts
+        (see qido_listing: every shortfall is named); an instance if it exists."""
         if identifier.level == "instance":
-            found = await self._query(f"/studies/{_uid(identifier.study)}/series/{_uid(identifier.series)}/instances",
-                                      {"SOPInstanceUID": identifier.sop})
-            exists = any(_first_value(row, _SOP_UID) == identifier.sop for row in found)
+            found = await self._search(
+                f"/studies/{_uid(identifier.study)}/series/{_uid(identifier.series)}/instances",
+                {"SOPInstanceUID": identifier.sop})
+            exists = any(first_value(row, SOP_UID) == identifier.sop for row in found.rows)
             return InstancePage([identifier] if exists else [], None)
-        if identifier.level == "series":
-            series_uids: Sequence[str] = [identifier.series]
-        else:
-            series_uids = sorted({_first_value(row, _SERIES_UID)
-                                  for row in await self._query_all(f"/studies/{_uid(identifier.study)}/series")})
-        position = json.loads(continuation) if continuation else {"series": "", "offset": 0}
-        instances: List[DicomIdentifier] = []
-        for series in (uid for uid in series_uids if uid >= position["series"]):
-            offset = position["offset"] if series == position["series"] else 0
-            while True:
-                room = limit - len(instances)
-                if room <= 0:
-                    return InstancePage(instances, _cursor(series, offset))
-                asked = min(room, QIDO_PAGE_LIMIT)
-                rows = await self._query(f"/studies/{_uid(identifier.study)}/series/{_uid(series)}/instances",
-                                         {"limit": str(asked), "offset": str(offset)})
-                instances.extend(DicomIdentifier(identifier.study, series, _first_value(row, _SOP_UID))
-                                 for row in rows)
-                offset += len(rows)
-                # A QIDO-RS server answers up to `limit` matches: fewer means the series is done.
-                if len(rows) < asked:
-                    break
-        return InstancePage(instances, None)
+        return await list_page(self._search, identifier, continuation, limit, QIDO_PAGE_LIMIT)
 
     async def open_instance(self, instance: DicomIdentifier) -> _WadoContent:
         """Start a WADO-RS retrieve of the instance as stored; 404/410 and other 4xx raise InstanceUnavailableError."""
@@ -152,21 +133,17 @@ class DicomWebStore:
         """None: a DICOMweb server's answers are multipart, so every copy streams through the service."""
         return None
 
-    async def _query_all(self, path: str) -> List[Dict[str, Any]]:
-        rows: List[Dict[str, Any]] = []
-        while True:
-            page = await self._query(path, {"limit": str(QIDO_PAGE_LIMIT), "offset": str(len(rows))})
-            rows.extend(page)
-            if len(page) < QIDO_PAGE_LIMIT:
-                return rows
-
-    async def _query(self, path: str, params: Dict[str, str]) -> List[Dict[str, Any]]:
-        """A QIDO-RS search; no match (200 `[]`, 204, or 404 for an unknown parent) is an empty list."""
+    async def _search(self, path: str, params: Dict[str, str], refusable: bool = False) -> QidoAnswer:
+        """A QIDO-RS search; no match (200 `[]`, 204, or 404 for an unknown parent) has no rows. A 400 is a refused
+        answer when `refusable` (a narrowing query the server does not support), an error otherwise."""
         async with await self._get(path, params, {"Accept": "application/dicom+json"}) as response:
             if response.status in (204, 404):
-                return []
+                return QidoAnswer([])
+            if refusable and response.status == 400:
+                return QidoAnswer([], refused=True)
             response.raise_for_status()
-            return await response.json(content_type=None) or []
+            rows = await response.json(content_type=None) or []
+            return QidoAnswer(rows, warns_of_limit(response.headers.getall("Warning", [])))
 
     async def _get(self, path: str, params: Optional[Dict[str, str]], headers: Dict[str, str]) \
             -> aiohttp.ClientResponse:
