@@ -22,6 +22,10 @@ DEFAULT_DICOMWEB_SCOPE = "https://dicom.healthcareapis.azure.com/.default"
 STORE_TYPES = ("blob", "dicomweb")
 DICOMWEB_AUTH_MODES = ("none", "basic", "identity")
 ACTIVITY_ATTEMPTS = 4
+# One worker process shares one DICOMweb pool among all its activities: host.json runs up to 8 at once (this allows
+# twice that), each copying EXPORT_COPIES_PER_BATCH instances or reading up to 8 listings ahead.
+ACTIVITIES_PER_WORKER = 16
+LISTINGS_IN_FLIGHT = 8
 ACTIVITY_FIRST_RETRY_MS = 5_000
 
 
@@ -118,7 +122,7 @@ class DicomWebSettings:
     password: Optional[str] = field(default=None, repr=False)
     scope: str = DEFAULT_DICOMWEB_SCOPE
     client_id: Optional[str] = None
-    connections: int = DEFAULT_BATCHES_IN_FLIGHT * DEFAULT_COPIES_PER_BATCH
+    connections: int = ACTIVITIES_PER_WORKER * max(DEFAULT_COPIES_PER_BATCH, LISTINGS_IN_FLIGHT)
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] = os.environ) -> "DicomWebSettings":
@@ -136,11 +140,11 @@ class DicomWebSettings:
                     raise ServiceConfigurationError(f"App setting {name} must be set when DICOMWEB_AUTH is basic.")
             if ":" in username:
                 raise ServiceConfigurationError("App setting DICOMWEB_USERNAME must not contain ':'.")
-        _, batches_in_flight, copies_per_batch = _concurrency(env)
+        copies_per_batch = _concurrency(env)[2]
         return cls(url, auth, username, password,
                    scope=env.get("DICOMWEB_SCOPE", "").strip() or DEFAULT_DICOMWEB_SCOPE,
                    client_id=env.get("DICOMWEB_CLIENT_ID", "").strip() or None,
-                   connections=batches_in_flight * copies_per_batch)
+                   connections=ACTIVITIES_PER_WORKER * max(copies_per_batch, LISTINGS_IN_FLIGHT))
 
 
 def _dicomweb_url(raw: str, auth: str) -> str:

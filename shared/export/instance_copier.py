@@ -116,7 +116,7 @@ class InstanceCopier:
     async def _stream(self, item: SourceInstance) -> StoredFile:
         content = await self._store.open_instance(item.identifier)
         expected_size = item.size if item.size is not None else content.size
-        expected_md5 = item.md5 or getattr(content, "md5", None)
+        expected_md5 = item.md5 or content.md5
         async with self._destination.guard():
             return await upload_stream(checked_part10(content.chunks()), self._blob_for(item.identifier),
                                        expected_size, expected_md5)

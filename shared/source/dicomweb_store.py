@@ -48,6 +48,7 @@ class _WadoContent:
         self._store, self._response, self._reader, self._first = store, response, reader, first
         length = (reader.headers or {}).get("content-length", "")
         self.size: Optional[int] = int(length) if length.isdigit() else None
+        self.md5: Optional[str] = None  # WADO-RS does not say; the copy computes it
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The part's body, as it arrives; a broken or short answer raises StoreReadError."""
@@ -83,8 +84,9 @@ class DicomWebStore:
         self._basic = {"Authorization": aiohttp.encode_basic_auth(settings.username, settings.password)} \
             if settings.auth == "basic" else {}
         connector = aiohttp.TCPConnector(limit=settings.connections, limit_per_host=settings.connections)
+        # sock_connect, not connect: waiting for a pooled connection is not a connect timeout, opening a new one is
         self._session = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=None, connect=30, sock_read=120))
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120))
 
     async def close(self) -> None:
         """Close the session and its pooled connections."""

@@ -50,9 +50,11 @@ def test_dicomweb_auth_settings():
     basic = StoreSettings.from_environment({**url, "DICOMWEB_AUTH": "basic", "DICOMWEB_USERNAME": "u",
                                             "DICOMWEB_PASSWORD": "hunter2-x", "EXPORT_COPIES_PER_BATCH": "16",
                                             "EXPORT_BATCHES_IN_FLIGHT": "2"}).dicomweb
-    assert (basic.auth, basic.username, basic.password, basic.connections) == ("basic", "u", "hunter2-x", 32)
+    # one pool per worker: 16 activities × 16 copies each; with 8 copies, 16 × the 8 listings a resolve reads ahead
+    assert (basic.auth, basic.username, basic.password, basic.connections) == ("basic", "u", "hunter2-x", 256)
     assert "hunter2-x" not in repr(basic)
     identity = StoreSettings.from_environment({**url, "DICOMWEB_AUTH": "identity", "DICOMWEB_CLIENT_ID": "cid"}).dicomweb
+    assert identity.connections == 128
     assert (identity.auth, identity.scope, identity.client_id) == (
         "identity", "https://dicom.healthcareapis.azure.com/.default", "cid")
     scoped = StoreSettings.from_environment({**url, "DICOMWEB_AUTH": "identity", "DICOMWEB_SCOPE": "api://x/.default"})
