@@ -15,8 +15,8 @@ ACTIVITY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=ACTIVITY_F
 def export_orchestrator(context: df.DurableOrchestrationContext):
     """One generation = at most one resolve_batches and `batches in flight` copy_batch calls (then end_export once).
 
-    History per generation is at most 10 + 2 × batches in flight events, plus 4 per activity retry, whatever the
-    export's size: identifiers and resolved batches live in the service's work container, not in the history.
+    History per generation is at most 10 + 4 × batches in flight events (one episode per completion), plus 8 per
+    activity retry, whatever the export's size: identifiers and resolved batches live in the work container.
     """
     checkpoint = ExportCheckpoint.from_dict(context.get_input(expected_type=dict))
     context.set_custom_status(checkpoint.status())
@@ -28,6 +28,10 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
     try:
         results = (yield context.task_all(tasks)) if tasks else []
     except Exception:
+        pending = [task for task in tasks if not task.is_completed]
+        while pending:  # task_all fails at the first failure; the others settle before end_export deletes their files
+            yield context.task_any(pending)
+            pending = [task for task in pending if not task.is_completed]
         yield context.call_activity_with_retry("end_export", ACTIVITY_RETRY, checkpoint.operation_id)
         raise
     resolved = ResolvedBatches.from_dict(results[0]) if resolving else None
@@ -35,8 +39,9 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
     following = checkpoint.advance(resolved, outcomes)
     context.set_custom_status(following.status())
     refusal = (resolved.refusal if resolved else None) or next((o.refusal for o in outcomes if o.refusal), None)
-    if refusal or following.finished:
-        yield context.call_activity_with_retry("end_export", ACTIVITY_RETRY, checkpoint.operation_id)
+    if refusal or following.finished:  # end_export commits the manifest: a destination refusing it fails the export
+        ended = yield context.call_activity_with_retry("end_export", ACTIVITY_RETRY, checkpoint.operation_id)
+        refusal = refusal or ended
     if refusal:
         raise ExportFailedError(refusal)
     if following.finished:

@@ -14,7 +14,8 @@ from azure.storage.blob import BlobServiceClient
 
 from tests.azurite import Azurite
 from tests.dicom_samples import make_instance
-from tests.durable_host import DurableHost
+from tests.durable_episodes import host_json_activity_limit
+from tests.durable_host import DEFAULT_RETRY_INTERVAL_SCALE, DurableHost
 from tests.orthanc import Orthanc, orthanc_missing
 
 SEALING_KEY = base64.b64encode(bytes(range(32))).decode()
@@ -95,10 +96,14 @@ def host(indexed_functions, loop) -> Iterator[DurableHost]:
 
 @pytest.fixture(autouse=True)
 def fresh_hooks(host: DurableHost) -> Iterator[None]:
-    """Each test starts with no fault-injection hook."""
-    host.before_activity = None
+    """Each test starts with no fault-injection hook, host.json's activity limit and the default retry scale."""
+    def reset() -> None:
+        host.before_activity = None
+        host.max_concurrent_activities = host_json_activity_limit()
+        host.retry_interval_scale = DEFAULT_RETRY_INTERVAL_SCALE
+    reset()
     yield
-    host.before_activity = None
+    reset()
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,16 @@
 
 It indexes `function_app.app`, routes HTTP requests to the HTTP functions with a durable client binding, answers
 the management API the SDK client calls (`orchestrators/{name}/{id}`, `instances/{id}`, `.../terminate`), and runs
-orchestrations by replaying the real orchestrator through the SDK: replay → run the activities it scheduled →
-append their completion events → replay, until it completes, fails or continues as new (which starts a new
-history and, as on the Azure Storage backend, resets the instance's createdTime). Activity retries follow the
-SDK's protocol: TaskFailed, then a TimerCreated/TimerFired pair, then the re-scheduled task. All completions
-of one round are delivered in one episode, which is faithful for orchestrators that schedule new work only
-once a fan-in completes (as ours do). Terminating an instance (`instances/{id}/terminate`) marks it Terminated
-with the reason as output, as the extension does: activities already running finish, but their results are
-dropped and nothing more is scheduled; terminating an ended instance answers 410.
+orchestrations by replaying the real orchestrator through the SDK as the extension does (tests/durable_episodes.py):
+each completion, or each batch of completions already arrived, is one episode, so `task_all` fails as soon as one
+task fails while its siblings still run; a failed attempt of a retried activity waits its retry interval (scaled by
+`retry_interval_scale`) on a TimerCreated/TimerFired pair; at most `max_concurrent_activities` activities run at
+once across the host (host.json's `maxConcurrentActivityFunctions` unless overridden); continue-as-new starts a new
+history and, as on the Azure Storage backend, resets the instance's createdTime. Terminating an instance is queued:
+the call answers 202 at once, and the instance becomes Terminated (the reason as output) when its runner next reads
+its queue; activities already running finish, their results are dropped and nothing more is scheduled.
+Terminating an ended instance answers 410. `run()` returns once the instance has ended and every activity it
+started has finished, so a test sees no work still running behind it.
 """
 from __future__ import annotations
 
@@ -19,23 +21,26 @@ import re
 import time
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Dict, List, Optional
 from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
 from aiohttp import web
 
+from tests.durable_episodes import (
+    ORCHESTRATOR_STARTED,
+    ActivitySlots,
+    Generation,
+    Mailbox,
+    ScheduledTask,
+    host_json_activity_limit,
+    timestamp,
+)
+
 OUT_OF_PROC_MARKER = "\n\n$OutOfProcData$:"
-EXECUTION_STARTED, TASK_SCHEDULED, TASK_COMPLETED, TASK_FAILED = 0, 4, 5, 6
-TIMER_CREATED, TIMER_FIRED, ORCHESTRATOR_STARTED, ORCHESTRATOR_COMPLETED = 10, 11, 12, 13
-CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CONTINUE_AS_NEW = 0, 1, 4
 TERMINAL = {"Completed", "Failed", "Terminated", "Canceled"}
+DEFAULT_RETRY_INTERVAL_SCALE = 0.001  # the app's 5 s first retry interval becomes 5 ms
 ActivityHook = Callable[[str, Dict[str, Any], int], Optional[Awaitable[None]]]
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -48,11 +53,13 @@ class Instance:
     runtime_status: str = "Pending"
     custom_status: Any = None
     output: Any = None
-    created_time: str = field(default_factory=_now)
-    last_updated_time: str = field(default_factory=_now)
+    created_time: str = field(default_factory=timestamp)
+    last_updated_time: str = field(default_factory=timestamp)
     generations: int = 0
     longest_history: int = 0
     replay_seconds: float = 0.0
+    histories: List[List[Dict[str, Any]]] = field(default_factory=list, repr=False)
+    mailbox: Mailbox = field(default_factory=Mailbox, repr=False, compare=False)
 
     def status_json(self, show_input: bool) -> Dict[str, Any]:
         """The body of `GET instances/{id}`."""
@@ -64,30 +71,6 @@ class Instance:
         return body
 
 
-@dataclass
-class _ScheduledTask:
-    name: str
-    input: str
-    retry: Optional[Dict[str, Any]]
-    attempt: int = 1
-
-
-def _event(event_type: int, event_id: int = -1, **fields: Any) -> Dict[str, Any]:
-    return {"EventType": event_type, "EventId": event_id, "IsPlayed": False, "Timestamp": _now(), **fields}
-
-
-def _flatten(actions: List[Any]) -> List[Dict[str, Any]]:
-    flat: List[Dict[str, Any]] = []
-    for action in actions:
-        if isinstance(action, list):
-            flat.extend(_flatten(action))
-        elif "compoundActions" in action:
-            flat.extend(_flatten(action["compoundActions"]))
-        else:
-            flat.append(action)
-    return flat
-
-
 def _route_pattern(template: str) -> re.Pattern:
     return re.compile("^" + re.sub(r"\{(\w+)(?::[^}]*)?\}", r"(?P<\1>[^/]+)", template) + "$")
 
@@ -95,7 +78,8 @@ def _route_pattern(template: str) -> re.Pattern:
 class DurableHost:
     """Runs the app's functions: HTTP routing, the durable client's management API, and orchestration replay."""
 
-    def __init__(self, functions: List[Any], public_base: str = "http://localhost:7071"):
+    def __init__(self, functions: List[Any], public_base: str = "http://localhost:7071",
+                 max_concurrent_activities: Optional[int] = None):
         self.public_base = public_base
         self.instances: Dict[str, Instance] = {}
         self.orchestrators: Dict[str, Callable] = {}
@@ -104,6 +88,8 @@ class DurableHost:
         self.before_activity: Optional[ActivityHook] = None
         self.largest_payload = 0
         self.payloads: List[str] = []
+        self.retry_interval_scale = DEFAULT_RETRY_INTERVAL_SCALE
+        self.slots = ActivitySlots(max_concurrent_activities or host_json_activity_limit())
         for function in functions:
             bindings = {b.type: b for b in function.get_bindings()}
             name, user_function = function.get_function_name(), function.get_user_function()
@@ -117,6 +103,15 @@ class DurableHost:
                 self.routes.append((_route_pattern(trigger.route), methods, user_function))
         self._runner: Optional[web.AppRunner] = None
         self.port = 0
+
+    @property
+    def max_concurrent_activities(self) -> int:
+        """How many activities may run at once across the host."""
+        return self.slots.limit
+
+    @max_concurrent_activities.setter
+    def max_concurrent_activities(self, limit: int) -> None:
+        self.slots.set_limit(limit)
 
     async def start(self) -> "DurableHost":
         """Serve the management API on a free loopback port."""
@@ -167,7 +162,7 @@ class DurableHost:
         if name not in self.orchestrators:
             return web.json_response({"ExceptionMessage": f"The function '{name}' doesn't exist."}, status=400)
         payload = await request.json() if request.can_read_body else None
-        self._note_payload(payload)
+        self.note_payload(payload)
         self.instances[instance_id] = Instance(instance_id, name, payload)
         return web.json_response({"id": instance_id}, status=202)
 
@@ -185,11 +180,16 @@ class DurableHost:
             return web.Response(status=404)
         if instance.runtime_status in TERMINAL:
             return web.Response(status=410)
-        instance.runtime_status, instance.output = "Terminated", request.query.get("reason", "")
-        instance.last_updated_time = _now()
+        instance.mailbox.terminate(request.query.get("reason", ""))
         return web.Response(status=202)
 
-    def _note_payload(self, payload: Any) -> None:
+    def terminate_now(self, instance: Instance) -> None:
+        """Apply an instance's queued termination, as its runner does when it reads the queue."""
+        instance.runtime_status, instance.output = "Terminated", instance.mailbox.termination
+        instance.last_updated_time = timestamp()
+
+    def note_payload(self, payload: Any) -> None:
+        """Record a payload that crosses the extension (input, output, custom status), and the largest size."""
         text = payload if isinstance(payload, str) else json.dumps(payload)
         self.payloads.append(text)
         self.largest_payload = max(self.largest_payload, len(text))
@@ -203,15 +203,28 @@ class DurableHost:
     async def run(self, instance_id: str) -> Instance:
         """Drive one instance through all its generations until it completes, fails or is terminated."""
         instance = self.instances[instance_id]
-        while instance.runtime_status not in TERMINAL:
-            instance.runtime_status = "Running"
-            await self._run_generation(instance)
+        mailbox = instance.mailbox
+        try:
+            while instance.runtime_status not in TERMINAL:
+                if mailbox.termination is not None:
+                    self.terminate_now(instance)
+                    break
+                instance.runtime_status = "Running"
+                await Generation(self, instance).run()
+        finally:
+            for timer in list(mailbox.timers):
+                timer.cancel()
+            while mailbox.activities:  # running activities finish; their results are dropped
+                await asyncio.gather(*list(mailbox.activities), return_exceptions=True)
+            mailbox.messages.clear()
         return instance
 
-    def _replay(self, instance: Instance, history: List[Dict[str, Any]]) -> Dict[str, Any]:
+    def replay(self, instance: Instance, history: List[Dict[str, Any]]) -> Dict[str, Any]:
+        """One episode: the orchestrator replayed over `history`, as the OrchestratorState JSON it returns."""
         last_start = max(i for i, e in enumerate(history) if e["EventType"] == ORCHESTRATOR_STARTED)
         for i, event in enumerate(history):
             event["IsPlayed"] = i < last_start
+        instance.longest_history = max(instance.longest_history, len(history))
         context = json.dumps({"history": history, "instanceId": instance.instance_id, "input": instance.input,
                               "isReplaying": False, "parentInstanceId": None,
                               "upperSchemaVersion": 1, "upperSchemaVersionNew": 2})
@@ -226,66 +239,12 @@ class DurableHost:
         finally:
             instance.replay_seconds += time.perf_counter() - started
 
-    async def _run_generation(self, instance: Instance) -> None:
-        history = [_event(ORCHESTRATOR_STARTED), _event(EXECUTION_STARTED, Name=instance.name, Input=instance.input,
-                                                        Version="")]
-        pending: Dict[int, _ScheduledTask] = {}
-        next_id = scheduled = 0
-        while instance.runtime_status == "Running":
-            state = self._replay(instance, history)
-            instance.longest_history = max(instance.longest_history, len(history))
-            if "customStatus" in state:
-                self._note_payload(state["customStatus"])
-                instance.custom_status = state["customStatus"]
-            instance.last_updated_time = _now()
-            if "failure" in state:
-                instance.runtime_status, instance.output = "Failed", state["failure"]
-                return
-            actions = _flatten(state.get("actions", []))
-            for action in actions[scheduled:]:
-                if action["actionType"] == CONTINUE_AS_NEW:
-                    self._note_payload(action["input"])
-                    instance.input, instance.created_time = action["input"], _now()
-                    instance.generations += 1
-                    instance.runtime_status = "ContinuedAsNew"
-                    return
-                if action["actionType"] not in (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY):
-                    raise NotImplementedError(f"the host stand-in does not run action {action}")
-                pending[next_id] = _ScheduledTask(action["functionName"], action["input"], action.get("retryOptions"))
-                history.append(_event(TASK_SCHEDULED, next_id, Name=action["functionName"], Input=action["input"]))
-                next_id += 1
-            scheduled = len(actions)
-            if state.get("isDone"):
-                instance.runtime_status, instance.output = "Completed", state.get("output")
-                return
-            if not pending:
-                raise RuntimeError("the orchestrator waits on nothing the host stand-in can deliver")
-            history.append(_event(ORCHESTRATOR_COMPLETED))
-            round_ids = sorted(pending)
-            outcomes = await asyncio.gather(*(self._invoke(pending[i]) for i in round_ids))
-            if instance.runtime_status != "Running":
-                return
-            history.append(_event(ORCHESTRATOR_STARTED))
-            for task_id, (ok, value) in zip(round_ids, outcomes):
-                task = pending.pop(task_id)
-                if ok:
-                    history.append(_event(TASK_COMPLETED, TaskScheduledId=task_id, Result=value))
-                    continue
-                history.append(_event(TASK_FAILED, TaskScheduledId=task_id, Reason=value[0], Details=value[1]))
-                if task.retry:
-                    history.append(_event(TIMER_CREATED, next_id, FireAt=_now()))
-                    history.append(_event(TIMER_FIRED, TimerId=next_id, FireAt=_now()))
-                    next_id += 1
-                    if task.attempt < task.retry["maxNumberOfAttempts"]:
-                        pending[next_id] = _ScheduledTask(task.name, task.input, task.retry, task.attempt + 1)
-                        history.append(_event(TASK_SCHEDULED, next_id, Name=task.name, Input=task.input))
-                        next_id += 1
-
-    async def _invoke(self, task: _ScheduledTask) -> tuple:
-        user_function, parameter = self.activities[task.name]
-        self._note_payload(task.input)
+    async def invoke(self, task: ScheduledTask) -> tuple:
+        """Run one activity attempt (the `before_activity` hook first); (True, JSON result) or (False, failure)."""
+        self.note_payload(task.input)
         argument = json.loads(task.input)
         try:
+            user_function, parameter = self.activities[task.name]
             if self.before_activity:
                 hooked = self.before_activity(task.name, argument, task.attempt)
                 if asyncio.iscoroutine(hooked):
@@ -297,5 +256,5 @@ class DurableHost:
             return False, (f"Activity function '{task.name}' failed: {type(error).__name__}: {error}",
                            traceback.format_exc())
         output = json.dumps(result)
-        self._note_payload(output)
+        self.note_payload(output)
         return True, output

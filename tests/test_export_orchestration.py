@@ -15,6 +15,7 @@ from tests.export_client import (
     get_operation,
     post_export,
     run_export,
+    working_files,
 )
 
 
@@ -120,6 +121,24 @@ def test_a_setting_broken_mid_export_fails_it_at_once_naming_the_setting(loop, h
     assert state["errors"] == ["The export service is misconfigured: App setting EXPORT_COPY_MODE must be one of "
                                "auto, put-from-url, copy-from-url, stream, not 'teleport'."]
     assert ("copy_batch", 2) not in attempts and ("resolve_batches", 2) not in attempts  # no retry can fix it
+
+
+def test_a_destination_refusing_the_manifest_at_the_end_fails_the_export_and_still_tidies_up(
+        loop, host, azurite, destination, put_instance, blob_service):
+    study, _, _ = _series(put_instance, 2)
+    operation_id = _start(loop, host, azurite, destination, [study])
+
+    def delete_destination_before_the_end(name, request, attempt):
+        if name == "end_export" and attempt == 1:
+            destination.delete_container()
+
+    host.before_activity = delete_destination_before_the_end
+    instance = loop.run_until_complete(host.run(operation_id))
+    _, state, _ = get_operation(loop, host, operation_id)
+    assert (instance.runtime_status, state["status"], state["results"]["exported"]) == ("Failed", "failed", 2)
+    assert state["errors"] == [f"Azure Blob Storage container '{destination.container_name}' does not exist in "
+                               "account 'devstoreaccount1'."]
+    assert working_files(blob_service, operation_id) is None
 
 
 def test_destination_deleted_mid_export_fails_with_a_message(loop, host, azurite, destination, put_instance,
