@@ -71,8 +71,37 @@ class Instance:
         return body
 
 
-def _route_pattern(template: str) -> re.Pattern:
-    return re.compile("^" + re.sub(r"\{(\w+)(?::[^}]*)?\}", r"(?P<\1>[^/]+)", template) + "$")
+@dataclass(frozen=True)
+class _Route:
+    """One HTTP function's route as the host matches it: `{name}` is one segment, `{*name}` the rest of the path,
+    and a `:regex(...)` constraint must match the value (case-insensitively, as ASP.NET routing applies it)."""
+
+    name: str
+    pattern: re.Pattern
+    constraints: Dict[str, re.Pattern]
+    methods: frozenset
+    function: Callable
+    takes_client: bool
+
+    def match(self, method: str, path: str) -> Optional[Dict[str, str]]:
+        found = self.pattern.match(path)
+        if not found or method not in self.methods:
+            return None
+        values = found.groupdict()
+        ok = all(rule.search(values[name]) for name, rule in self.constraints.items())
+        return values if ok else None
+
+
+def _route(name: str, template: str, methods: frozenset, function: Callable, takes_client: bool) -> _Route:
+    constraints: Dict[str, re.Pattern] = {}
+
+    def parameter(found: re.Match) -> str:
+        rest, parameter_name, rule = found.group(1) == "*", found.group(2), found.group(3)
+        if rule and rule.startswith("regex(") and rule.endswith(")"):
+            constraints[parameter_name] = re.compile(rule[len("regex("):-1], re.IGNORECASE)
+        return f"(?P<{parameter_name}>{'.*' if rest else '[^/]+'})"
+    pattern = re.sub(r"\{(\*?)(\w+)(?::(regex\(.*\)|[^}]*))?\}", parameter, template)
+    return _Route(name, re.compile("^" + pattern + "$"), constraints, methods, function, takes_client)
 
 
 class DurableHost:
@@ -99,8 +128,9 @@ class DurableHost:
                 self.activities[name] = (user_function, bindings["activityTrigger"].name)
             elif "httpTrigger" in bindings:
                 trigger = bindings["httpTrigger"]
-                methods = {str(getattr(m, "value", m)).upper() for m in trigger.methods}
-                self.routes.append((_route_pattern(trigger.route), methods, user_function))
+                methods = frozenset(str(getattr(m, "value", m)).upper() for m in trigger.methods)
+                self.routes.append(_route(name, trigger.route, methods, user_function, "durableClient" in bindings))
+        self.routes.sort(key=lambda route: route.name)  # the host tries routes in function-name order
         self._runner: Optional[web.AppRunner] = None
         self.port = 0
 
@@ -148,13 +178,14 @@ class DurableHost:
                       headers: Optional[Dict[str, str]] = None) -> func.HttpResponse:
         """Route an HTTP request to the matching function, as the host does (route prefix ""), or answer 404."""
         url = urlsplit(path)
-        for pattern, methods, user_function in self.routes:
-            match = pattern.match(url.path.lstrip("/"))
-            if match and method.upper() in methods:
+        for route in self.routes:
+            values = route.match(method.upper(), url.path.lstrip("/"))
+            if values is not None:
                 params = {k: v[0] for k, v in parse_qs(url.query).items()}
                 req = func.HttpRequest(method.upper(), self.public_base + path, headers=headers or {},
-                                       params=params, route_params=match.groupdict(), body=body)
-                return await user_function(req=req, client=self.client_binding())
+                                       params=params, route_params=values, body=body)
+                extra = {"client": self.client_binding()} if route.takes_client else {}
+                return await route.function(req=req, **extra)
         return func.HttpResponse("Not Found", status_code=404)
 
     async def _start_new(self, request: web.Request) -> web.Response:

@@ -73,6 +73,17 @@ def test_a_path_outside_the_versioned_api_is_404_naming_v1_and_v2(loop, indexed_
         404, "text/plain", f"There is no endpoint at {method} {path}. {UNVERSIONED}")
 
 
+@pytest.mark.parametrize("method,path", [("POST", "/export"), ("GET", "/operations/0c4f2a8e"),
+                                         ("POST", "/api/v2/export")])
+def test_the_host_routes_unversioned_paths_to_the_404_and_versioned_ones_to_the_api(loop, host, method, path):
+    response = loop.run_until_complete(host.request(method, path, b"{}", JSON))
+    assert (response.status_code, response.get_body().decode()) == (
+        404, f"There is no endpoint at {method} {path}. {UNVERSIONED}")
+    versioned = loop.run_until_complete(host.request("GET", "/v2/operations/" + "0" * 32))
+    assert (versioned.status_code, versioned.get_body().decode()) == (
+        404, f"No export operation has the id '{'0' * 32}'.")
+
+
 def _caught_by_unknown_route(path: str) -> bool:
     """Whether the host hands `path` to the catch-all: ASP.NET routing applies the route's regex constraint, ignoring
     case, to the catch-all value (the path without its leading slash); an empty value matches no constraint."""
