@@ -26,9 +26,12 @@ class _Fault:
     status: int = 0
     headers: Optional[Dict[str, str]] = None
     stall: float = 0.0
+    body: str = "injected failure"
+    header: Optional[str] = None
 
     def matches(self, request: web.Request) -> bool:
-        return (self.method is None or request.method == self.method) and self.path_part in request.path
+        return ((self.method is None or request.method == self.method) and self.path_part in request.path
+                and (self.header is None or self.header in request.headers))
 
 
 class FaultProxy:
@@ -52,9 +55,12 @@ class FaultProxy:
         return f"http://127.0.0.1:{self.port}"
 
     def fail_next(self, count: int, status: int, headers: Optional[Dict[str, str]] = None,
-                  method: Optional[str] = None, path_part: str = "") -> None:
-        """Answer the next `count` matching requests with `status` (and `headers`) instead of forwarding them."""
-        self._faults.extend(_Fault(method, path_part, status, dict(headers or {})) for _ in range(count))
+                  method: Optional[str] = None, path_part: str = "", body: str = "injected failure",
+                  header: Optional[str] = None) -> None:
+        """Answer the next `count` matching requests (those carrying `header`, if given) with `status` (and
+        `headers`, `body`) instead of forwarding them."""
+        self._faults.extend(_Fault(method, path_part, status, dict(headers or {}), body=body, header=header)
+                            for _ in range(count))
 
     def stall_next(self, count: int, seconds: float, method: Optional[str] = None, path_part: str = "") -> None:
         """Hold the next `count` matching requests for `seconds` before forwarding them (see the module's note)."""
@@ -82,7 +88,7 @@ class FaultProxy:
         if fault is not None:
             self._faults.remove(fault)
             if fault.status:
-                return web.Response(status=fault.status, headers=fault.headers, text="injected failure")
+                return web.Response(status=fault.status, headers=fault.headers, body=fault.body.encode())
             body = await request.read()
             self.stalled.set()
             limit = request.query.get("timeout", "")

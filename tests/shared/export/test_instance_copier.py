@@ -15,9 +15,10 @@ from shared.export.payloads import InstanceBatch, SourceInstance
 from shared.identifiers import DicomIdentifier
 from shared.settings import ExportSettings, StoreSettings
 from shared.source.connect import connect_store
-from tests.azurite import Azurite
+from tests.azurite import ACCOUNT, KEY, Azurite
 from tests.dicom_samples import make_instance, make_large_instance, new_uid
 from tests.export_client import error_lines
+from tests.fault_proxy import FaultProxy
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +171,26 @@ def test_clients_and_pools_are_shared_across_activities(loop, azurite, store, de
     keys, limit, same_store, larger = loop.run_until_complete(inspect())
     assert keys == [f"http://127.0.0.1:{azurite.port}"] and same_store
     assert limit >= ExportSettings.from_environment().copies_in_flight and larger == 16 * 64 + 16
+
+
+class _Through:
+    """A destination account reached through a proxy in front of the emulator."""
+
+    def __init__(self, proxy_url: str):
+        self.connection_string = (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
+                                  f"BlobEndpoint={proxy_url}/{ACCOUNT};")
+
+
+@pytest.mark.parametrize("faults,settled,streamed", [(1, "copy-from-url", 1), (3, "stream", 4)])
+def test_a_fault_while_probing_strikes_a_mode_and_three_rule_it_out(loop, azurite, store, destination, faults,
+                                                                     settled, streamed):
+    proxy = loop.run_until_complete(FaultProxy(f"http://127.0.0.1:{azurite.port}").start())
+    try:
+        batch, instances, data = _stored(store, 4)
+        proxy.fail_next(faults, 500, method="PUT", header="x-ms-requires-sync")  # Copy Blob From URL only
+        progress, mode, observed, operation_id = _copy(loop, azurite, _Through(proxy.url), destination.container_name,
+                                                       batch, "auto", 1)
+    finally:
+        loop.run_until_complete(proxy.stop())
+    assert (progress.exported, progress.skipped, mode, observed.opened) == (4, 0, settled, streamed)
+    _assert_copied(destination, operation_id, instances, data)
