@@ -1,8 +1,10 @@
-"""An export of 100,000 instances, requested by naming all 100,000 of them: exact counts, every file, bounded payloads.
+"""An export of 100,000 instances, requested by naming all 100,000 of them: exact counts, every file once in the
+manifest, bounded payloads.
 
 The instances are small pydicom-made files (CT_small.dcm's header, UIDs rewritten in place) on an Azurite of
 their own, so the rest of the session's emulator stays small.
 """
+import base64
 import json
 
 import pytest
@@ -72,6 +74,11 @@ def test_a_hundred_thousand_named_instances_export_exactly_with_bounded_payloads
     exported = {b.name.split("/results/", 1)[1]: b.content_settings.content_md5
                 for b in service.get_container_client("export").list_blobs(name_starts_with=f"{operation_id}/results/")}
     assert len(exported) == INSTANCES and exported == source  # every file present, each with the source's MD5
+    manifest = [json.loads(line) for line in service.get_blob_client(
+        "export", f"{operation_id}/manifest.jsonl").download_blob().readall().splitlines()]
+    listed = {entry["path"].split("/results/", 1)[1]: entry["md5"] for entry in manifest}
+    assert len(manifest) == len(listed) == INSTANCES  # each exported file listed exactly once
+    assert listed == {name: base64.b64encode(md5).decode() for name, md5 in source.items()}
     assert service.get_blob_client("export", f"{operation_id}/errors.log").download_blob().readall() == b""
     for name in list(source)[::10_000]:
         assert service.get_blob_client("export", f"{operation_id}/results/{name}").download_blob().readall() == \
