@@ -1,4 +1,4 @@
-"""The Functions app: HTTP endpoints of the export API and the registration of orchestrators and activities."""
+"""The Functions app: the export API's HTTP endpoints, the orphaned-work sweep, the other functions' registration."""
 import json
 import logging
 import uuid
@@ -9,28 +9,40 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities.export_steps import bp as export_steps
+from activities.notification import bp as notification_steps
 from orchestrators.export_orchestrator import bp as export_orchestration
+from orchestrators.notification import bp as notification_orchestration
 from shared.api.control import (
     OperationFinishedError,
     OperationNotFoundError,
     cancel_export,
-    describe_export,
-    find_export,
+    export_runtime_status,
+    read_export,
 )
-from shared.api.request import parse_export_request
-from shared.api.start import prepare_export
+from shared.api.dry_run import preview_export
+from shared.api.request import parse_dry_run, parse_export_request
+from shared.api.start import abandon_export, prepare_export
 from shared.errors import InvalidRequestError, ServiceConfigurationError
+from shared.export.orphan_sweep import sweep_orphaned_work
+from shared.log_setup import configure_logging
+from shared.partitions import DEFAULT_PARTITION
 from shared.settings import ExportSettings
+from shared.source.protocol import StoreReadError, StoreRefusedError
 
 SUPPORTED_VERSIONS = {"1": 1, "2": 2}
 ORCHESTRATOR = "export_orchestrator"
 POLL_AFTER_SECONDS = 5  # Retry-After on a 202: the status is republished after every wave of copies
 # Every path but the versioned ones (and the host's own admin/ and runtime/ routes), whatever the host's route order.
-UNKNOWN_ROUTE = "{*path:regex(^(?!v[^/]+/(export|operations/[^/]+)/?$|admin(/|$)|runtime(/|$)).*$)}"
+UNKNOWN_ROUTE = ("{*path:regex(^(?!v[^/]+/(export|partitions/[^/]+/export|operations/[^/]+)/?$|admin(/|$)"
+                 "|runtime(/|$)).*$)}")
+SWEEP_SCHEDULE = "0 */30 * * * *"  # every 30 minutes (NCRONTAB with seconds)
 
+configure_logging()
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(export_orchestration)
 app.register_functions(export_steps)
+app.register_functions(notification_orchestration)
+app.register_functions(notification_steps)
 
 
 def _text(status_code: int, message: str) -> func.HttpResponse:
@@ -52,9 +64,14 @@ def _version_not_found(req: func.HttpRequest) -> func.HttpResponse:
     return _text(404, f"API version 'v{req.route_params.get('version', '')}' is not supported; use v1 or v2.")
 
 
-def _operation_href(req: func.HttpRequest, version: int, operation_id: str) -> str:
+def _service_url(req: func.HttpRequest) -> str:
+    """The API's base URL as the caller reached it, the source of completion events."""
     url = urlsplit(req.url)
-    return f"{url.scheme}://{url.netloc}/v{version}/operations/{operation_id}"
+    return f"{url.scheme}://{url.netloc}"
+
+
+def _operation_href(req: func.HttpRequest, version: int, operation_id: str) -> str:
+    return f"{_service_url(req)}/v{version}/operations/{operation_id}"
 
 
 def _is_json(req: func.HttpRequest) -> bool:
@@ -62,10 +79,9 @@ def _is_json(req: func.HttpRequest) -> bool:
     return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
-@app.route(route="v{version}/export", methods=["POST"])
-@app.durable_client_input(client_name="client")
-async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """POST /v{n}/export: validate, check the destination, start the orchestration, answer 202 with its href."""
+async def _start(req: func.HttpRequest, client: df.DurableOrchestrationClient, partition: str) -> func.HttpResponse:
+    """Validate, check the destination, then start the orchestration (202 with its href) or, for a dry run, answer
+    200 with what would be exported."""
     version = _api_version(req)
     if version is None:
         return _version_not_found(req)
@@ -74,18 +90,46 @@ async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationCli
                           f"'{req.headers.get('content-type', '(none)')}'.")
     operation_id = uuid.uuid4().hex
     try:
+        dry_run = parse_dry_run(req.params.get("dryRun"))
         settings = ExportSettings.from_environment()
-        request = parse_export_request(req.get_body(), settings.allowed_destinations)
-        checkpoint = await prepare_export(request, operation_id, settings)
+        request = parse_export_request(req.get_body(), settings.allowed_destinations, partition)
+        if dry_run:
+            return _json(200, await preview_export(request, settings))
+        checkpoint = await prepare_export(request, operation_id, settings, _service_url(req))
     except InvalidRequestError as error:
         return _text(400, str(error))
     except ServiceConfigurationError as error:
-        logging.error("Export refused: %s", error)
+        logging.error("Export %s refused: %s", operation_id, error)
         return _text(500, f"The export service is misconfigured: {error}")
-    await client.start_new(ORCHESTRATOR, operation_id, checkpoint.to_dict())
-    logging.info("Export %s started: %d identifiers", operation_id, len(request.identifiers))
+    except (StoreRefusedError, StoreReadError) as error:  # only a dry run reads the store before starting
+        logging.error("Dry run: the DICOM store did not answer (%s)", type(error).__name__)
+        return _text(502, f"The DICOM store did not answer the dry run: {error}")
+    try:
+        await client.start_new(ORCHESTRATOR, operation_id, checkpoint.to_dict())
+    except Exception as error:  # the Durable extension's answer or connection (the SDK raises bare Exception)
+        await abandon_export(operation_id)
+        logging.error("Export %s did not start (%s); its working files are deleted", operation_id,
+                      type(error).__name__)
+        return _text(503, "The export could not be started: the Durable Functions backend did not accept it. "
+                          "Nothing was exported; try again later.")
+    logging.info("Export %s started: %d entries (%s) from partition %s", operation_id, checkpoint.identifier_count,
+                 request.source_kind, request.partition)
     href = _operation_href(req, version, operation_id)
     return _json(202, {"id": operation_id, "href": href}, location=href)
+
+
+@app.route(route="v{version}/export", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """POST /v{n}/export[?dryRun=true]: export from the default partition (see `_start`)."""
+    return await _start(req, client, DEFAULT_PARTITION)
+
+
+@app.route(route="v{version}/partitions/{partition}/export", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def start_partition_export(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """POST /v{n}/partitions/{partition}/export[?dryRun=true]: export from one data partition (see `_start`)."""
+    return await _start(req, client, req.route_params.get("partition", ""))
 
 
 async def _answer_for_operation(req: func.HttpRequest,
@@ -107,7 +151,7 @@ async def _answer_for_operation(req: func.HttpRequest,
 async def get_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """GET /v{n}/operations/{id}: the export's status, 202 while in progress, 200 once terminal, 404 if unknown."""
     async def describe(version: int, operation_id: str) -> func.HttpResponse:
-        state = describe_export(operation_id, await find_export(client, operation_id, ORCHESTRATOR), version)
+        state = await read_export(client, operation_id, ORCHESTRATOR, version)
         location = _operation_href(req, version, operation_id) if state.in_progress else None
         return _json(state.status_code, state.body, location=location)
     return await _answer_for_operation(req, describe)
@@ -122,6 +166,14 @@ async def cancel_operation(req: func.HttpRequest, client: df.DurableOrchestratio
         logging.info("Export %s canceled", operation_id)
         return _json(state.status_code, state.body)
     return await _answer_for_operation(req, cancel)
+
+
+@app.timer_trigger(arg_name="timer", schedule=SWEEP_SCHEDULE, run_on_startup=False, use_monitor=True)
+@app.durable_client_input(client_name="client")
+async def sweep_orphaned_exports(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    """Every 30 minutes: delete the work containers of exports that ended or no longer exist, after a grace period."""
+    swept = await sweep_orphaned_work(lambda operation_id: export_runtime_status(client, operation_id, ORCHESTRATOR))
+    logging.info("Sweep of work containers: %d examined, %d deleted", swept.examined, swept.deleted)
 
 
 @app.route(route=UNKNOWN_ROUTE, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])

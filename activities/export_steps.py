@@ -1,5 +1,6 @@
 """The export's activities: `resolve_batches` stores what to copy, `copy_batch` copies one batch, `end_export` tidies up."""
 import logging
+import time
 from typing import Optional
 
 import azure.durable_functions as df
@@ -17,11 +18,14 @@ bp = df.Blueprint()
 async def resolve_batches(request: dict) -> dict:
     """Resolve the next slice of identifiers into stored batches; not-found identifiers go to errors.log."""
     job = ResolveRequest.from_dict(request)
+    started = time.monotonic()
     resolved = await run_export_step(
         job.operation_id, lambda session: resolve_identifiers(job, session.store, session.work, session.log),
-        refused=lambda message: ResolvedBatches(0, 0, job.position, job.continuation, 0, refusal=message))
-    logging.info("Export %s resolved %d instances into %d batches; %d identifiers not found%s", job.operation_id,
-                 resolved.instances, resolved.batches, resolved.skipped, "; refused" if resolved.refusal else "")
+        refused=lambda message: ResolvedBatches(0, 0, job.position, job.continuation, 0, refusal=message),
+        partition=job.partition)
+    logging.info("Export %s resolved %d instances into %d batches in %.1f s; %d skipped%s", job.operation_id,
+                 resolved.instances, resolved.batches, time.monotonic() - started, resolved.skipped,
+                 "; refused" if resolved.refusal else "")
     return resolved.to_dict()
 
 
@@ -29,11 +33,12 @@ async def resolve_batches(request: dict) -> dict:
 async def copy_batch(request: dict) -> dict:
     """Copy one stored batch to the destination and return its counts and copy mode (or the refusal)."""
     job = CopyRequest.from_dict(request)
-
+    started = time.monotonic()
     outcome = await run_export_step(job.operation_id, lambda session: copy_stored_batch(job, session),
-                                    refused=lambda message: BatchOutcome(refusal=message))
-    logging.info("Export %s copied batch %d: %d exported, %d skipped, mode %s%s", job.operation_id, job.batch_index,
-                 outcome.exported, outcome.skipped, outcome.copy_mode, "; refused" if outcome.refusal else "")
+                                    refused=lambda message: BatchOutcome(refusal=message), partition=job.partition)
+    logging.info("Export %s copied batch %d in %.1f s: %d exported, %d skipped, mode %s%s", job.operation_id,
+                 job.batch_index, time.monotonic() - started, outcome.exported, outcome.skipped, outcome.copy_mode,
+                 "; refused" if outcome.refusal else "")
     return outcome.to_dict()
 
 

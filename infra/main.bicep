@@ -95,6 +95,17 @@ module identity 'modules/identity.bicep' = {
   }
 }
 
+// useManagedIdentity destinations are written as this identity, never as the app's own: it holds no role here.
+module destinationIdentity 'modules/identity.bicep' = {
+  name: 'destination-identity'
+  scope: rg
+  params: {
+    name: 'id-dicom-export-destinations-${token}'
+    location: location
+    tags: tags
+  }
+}
+
 module monitoring 'modules/monitoring.bicep' = {
   name: 'monitoring'
   scope: rg
@@ -168,6 +179,8 @@ module functionApp 'modules/function-app.bicep' = {
     tags: tags
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
+    destinationIdentityId: destinationIdentity.outputs.id
+    destinationIdentityClientId: destinationIdentity.outputs.clientId
     hostBlobEndpoint: hostStorage.outputs.blobEndpoint
     hostQueueEndpoint: hostStorage.outputs.queueEndpoint
     hostTableEndpoint: hostStorage.outputs.tableEndpoint
@@ -196,6 +209,9 @@ output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output SERVICE_API_URI string = 'https://${functionApp.outputs.defaultHostName}'
 output AZURE_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output AZURE_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+// Grant this identity Storage Blob Data Contributor on each useManagedIdentity destination container (docs/deploy.md).
+output AZURE_DESTINATION_IDENTITY_CLIENT_ID string = destinationIdentity.outputs.clientId
+output AZURE_DESTINATION_IDENTITY_PRINCIPAL_ID string = destinationIdentity.outputs.principalId
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output EXPORT_SEALING_KEY_SECRET_URI string = keyVault.outputs.sealingKeySecretUri
 // Named like the app settings, so that `azd env get-values` gives tools.store_loader the store (with your az login).

@@ -1,6 +1,7 @@
 """The export orchestration: each generation resolves ahead while copying the next batches, then continues as new."""
 import azure.durable_functions as df
 
+from orchestrators.notification import announce_end
 from shared.errors import ExportFailedError
 from shared.export.checkpoint import ExportCheckpoint
 from shared.export.payloads import BatchOutcome, ResolvedBatches
@@ -13,7 +14,8 @@ ACTIVITY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=ACTIVITY_F
 
 @bp.orchestration_trigger(context_name="context")
 def export_orchestrator(context: df.DurableOrchestrationContext):
-    """One generation = at most one resolve_batches and `batches in flight` copy_batch calls (then end_export once).
+    """One generation = at most one resolve_batches and `batches in flight` copy_batch calls (then end_export once,
+    and notify_export when the export notifies).
 
     History per generation is at most 10 + 4 × batches in flight events (one episode per completion), plus 8 per
     activity retry, whatever the export's size: identifiers and resolved batches live in the work container.
@@ -27,12 +29,13 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
               for i in checkpoint.batches_to_copy()]
     try:
         results = (yield context.task_all(tasks)) if tasks else []
-    except Exception:
+    except Exception as error:
         pending = [task for task in tasks if not task.is_completed]
         while pending:  # task_all fails at the first failure; the others settle before end_export deletes their files
             yield context.task_any(pending)
             pending = [task for task in pending if not task.is_completed]
         yield context.call_activity_with_retry("end_export", ACTIVITY_RETRY, checkpoint.operation_id)
+        yield from announce_end(context, checkpoint, checkpoint.status(), "failed", str(error))
         raise
     resolved = ResolvedBatches.from_dict(results[0]) if resolving else None
     outcomes = [BatchOutcome.from_dict(result) for result in results[int(resolving):]]
@@ -42,6 +45,8 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
     if refusal or following.finished:  # end_export commits the manifest: a destination refusing it fails the export
         ended = yield context.call_activity_with_retry("end_export", ACTIVITY_RETRY, checkpoint.operation_id)
         refusal = refusal or ended
+        yield from announce_end(context, following, following.status(), "failed" if refusal else "succeeded",
+                                str(ExportFailedError(refusal)) if refusal else None)
     if refusal:
         raise ExportFailedError(refusal)
     if following.finished:

@@ -9,11 +9,13 @@ from typing import Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from shared.allowlist import DEFAULT_ALLOWLIST, DestinationAllowlist, is_loopback_host
-from shared.errors import ServiceConfigurationError
+from shared.errors import InvalidRequestError, ServiceConfigurationError
 
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_BATCHES_IN_FLIGHT = 4
 DEFAULT_COPIES_PER_BATCH = 8
+DEFAULT_BATCH_MAX_BYTES = 2 * 1024 ** 3  # docs/design.md, "One copy activity within the function timeout"
+BATCH_MAX_BYTES_RANGE = (1024 ** 2, 64 * 1024 ** 3)
 DEFAULT_STORE_CONTAINER = "dicom"
 DEFAULT_WORK_CONTAINER_PREFIX = "dicom-export"
 _WORK_CONTAINER_PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,29}$")  # + "-" + 32 hex <= 63
@@ -27,16 +29,30 @@ ACTIVITY_ATTEMPTS = 4
 ACTIVITIES_PER_WORKER = 16
 LISTINGS_IN_FLIGHT = 8
 ACTIVITY_FIRST_RETRY_MS = 5_000
+NOTIFY_ATTEMPTS, NOTIFY_FIRST_RETRY_MS = 5, 5_000  # completion event: waits of 5, 10, 20, 40 s between attempts
+EVENT_GRID_SCOPE = "https://eventgrid.azure.net/.default"
 
 
-def _whole_number(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+def _whole_number(env: Mapping[str, str], name: str, default: int, maximum: int, minimum: int = 1) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not raw.isdigit() or not minimum <= int(raw) <= maximum:
         raise ServiceConfigurationError(
-            f"App setting {name} must be a whole number from 1 to {maximum}, not '{raw}'.")
+            f"App setting {name} must be a whole number from {minimum} to {maximum}, not '{raw}'.")
     return int(raw)
+
+
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw not in ("", "true", "false"):
+        raise ServiceConfigurationError(f"App setting {name} must be true or false, not '{env[name]}'.")
+    return raw == "true"
+
+
+def detailed_logs_requested(env: Mapping[str, str] = os.environ) -> bool:
+    """EXPORT_DETAILED_LOGS: whether logs may carry DICOM UIDs and the Azure SDK's HTTP lines (for debugging)."""
+    return _switch(env, "EXPORT_DETAILED_LOGS")
 
 
 def _concurrency(env: Mapping[str, str]) -> Tuple[int, int, int]:
@@ -48,15 +64,17 @@ def _concurrency(env: Mapping[str, str]) -> Tuple[int, int, int]:
 
 @dataclass(frozen=True)
 class ExportSettings:
-    """How exports are batched and sealed, read from the app settings."""
+    """How exports are batched, sealed and logged, read from the app settings."""
 
     batch_size: int = DEFAULT_BATCH_SIZE
+    batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES
     batches_in_flight: int = DEFAULT_BATCHES_IN_FLIGHT
     copies_per_batch: int = DEFAULT_COPIES_PER_BATCH
     sealing_key: Optional[bytes] = None
     identity_client_id: Optional[str] = None
     allowed_destinations: DestinationAllowlist = DEFAULT_ALLOWLIST
     copy_mode: str = "auto"
+    detailed_logs: bool = False
 
     @property
     def copies_in_flight(self) -> int:
@@ -69,12 +87,15 @@ class ExportSettings:
         batch_size, batches_in_flight, copies_per_batch = _concurrency(env)
         return cls(
             batch_size=batch_size,
+            batch_max_bytes=_whole_number(env, "EXPORT_BATCH_MAX_BYTES", DEFAULT_BATCH_MAX_BYTES,
+                                          BATCH_MAX_BYTES_RANGE[1], BATCH_MAX_BYTES_RANGE[0]),
             batches_in_flight=batches_in_flight,
             copies_per_batch=copies_per_batch,
             sealing_key=_sealing_key(env),
             identity_client_id=env.get("EXPORT_IDENTITY_CLIENT_ID") or None,
             allowed_destinations=_allowed_destinations(env),
             copy_mode=_copy_mode(env),
+            detailed_logs=detailed_logs_requested(env),
         )
 
     def require_sealing_key(self) -> bytes:
@@ -228,3 +249,42 @@ class WorkSettings(StoreSettings):
                 "The service's own storage is not configured: set AzureWebJobsStorage (a connection string) or "
                 "AzureWebJobsStorage__blobServiceUri (managed identity).")
         return found
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """Where an export's completion event goes (EXPORT_NOTIFY_URL: a webhook or an Event Grid topic endpoint), the
+    Standard Webhooks signing secret, and how an Event Grid topic is authenticated."""
+
+    url: Optional[str] = None
+    secret: Optional[bytes] = field(default=None, repr=False)
+    auth: str = "webhook"
+    key: Optional[str] = field(default=None, repr=False)
+    client_id: Optional[str] = None
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str] = os.environ) -> "NotifySettings":
+        """Read and check EXPORT_NOTIFY_*; the URL's host must pass EXPORT_ALLOWED_DESTINATION_HOSTS."""
+        url = env.get("EXPORT_NOTIFY_URL", "").strip()
+        if not url:
+            return cls()
+        try:
+            _allowed_destinations(env).check(url, "App setting EXPORT_NOTIFY_URL")
+        except InvalidRequestError as error:
+            raise ServiceConfigurationError(str(error)) from None
+        auth, raw_secret = env.get("EXPORT_NOTIFY_AUTH", "").strip().lower() or "webhook", \
+            env.get("EXPORT_NOTIFY_SECRET", "").strip()
+        secret = base64.b64decode(raw_secret[6:]) if re.fullmatch(r"whsec_[A-Za-z0-9+/]+={0,2}", raw_secret) else None
+        if raw_secret and not (secret and 24 <= len(secret) <= 64):
+            raise ServiceConfigurationError("App setting EXPORT_NOTIFY_SECRET must be 'whsec_' followed by 24 to 64 "
+                                            "random bytes in base64.")
+        key = env.get("EXPORT_NOTIFY_KEY", "").strip() or None
+        needed = {"webhook": ("EXPORT_NOTIFY_SECRET", secret), "aeg-sas-key": ("EXPORT_NOTIFY_KEY", key),
+                  "identity": ("", True)}
+        if auth not in needed:
+            raise ServiceConfigurationError(
+                f"App setting EXPORT_NOTIFY_AUTH must be webhook, aeg-sas-key or identity, not '{auth}'.")
+        if not needed[auth][1]:
+            raise ServiceConfigurationError(f"App setting {needed[auth][0]} must be set when EXPORT_NOTIFY_AUTH is "
+                                            f"{auth} (the default is webhook).")
+        return cls(url, secret, auth, key, env.get("EXPORT_NOTIFY_CLIENT_ID", "").strip() or None)

@@ -37,25 +37,27 @@ BAD_REQUESTS = [
     ("empty body", b"", "The request body is empty: send a JSON object with 'source' and 'destination'."),
     ("not utf-8", b"\xff\xfe{}", "The request body is not valid UTF-8 text."),
     ("json list", [1], "The request body must be a JSON object with 'source' and 'destination', not a list."),
-    ("missing source", {"destination": {}}, "The field 'source' is missing: give "
-                                            "{\"type\": \"identifiers\", \"settings\": {\"values\": [...]}}."),
+    ("no source means everything, so the destination is checked", {"destination": {}},
+     "The field 'destination.type' is missing; the only supported value is 'azureBlob'."),
     ("doc typo sources", {"sources": {}, "destination": {}},
      "The field 'source' is missing (did you mean it for 'sources'?): give "
-     "{\"type\": \"identifiers\", \"settings\": {\"values\": [...]}}."),
+     "{\"type\": \"identifiers\", \"settings\": {\"values\": [...]}}, or leave out 'source' to export everything."),
     ("misspelt source", {"Sorce": {}, "destination": {}},
      "The field 'source' is missing (did you mean it for 'Sorce'?): give "
-     "{\"type\": \"identifiers\", \"settings\": {\"values\": [...]}}."),
+     "{\"type\": \"identifiers\", \"settings\": {\"values\": [...]}}, or leave out 'source' to export everything."),
     ("source not object", {"source": "1.2", "destination": {}},
      "The field 'source' must be an object ({\"type\": \"identifiers\", \"settings\": {\"values\": [...]}}), "
      "not \"1.2\"."),
     ("missing source type", {"source": {"settings": {"values": [VALID_ID]}}},
-     "The field 'source.type' is missing; the only supported value is 'identifiers'."),
+     "The field 'source.type' is missing; the supported values are 'identifiers' and 'query'."),
     ("misspelt source type", {"source": {"typ": "identifiers", "settings": {"values": [VALID_ID]}}},
-     "The field 'source.type' is missing (did you mean it for 'typ'?); the only supported value is 'identifiers'."),
-    ("unknown source type", {"source": {"type": "query", "settings": {}}},
-     "The field 'source.type' is \"query\", which is not supported; the only supported value is 'identifiers'."),
+     "The field 'source.type' is missing (did you mean it for 'typ'?); the supported values are 'identifiers' and "
+     "'query'."),
+    ("unknown source type", {"source": {"type": "studies", "settings": {}}},
+     "The field 'source.type' is \"studies\", which is not supported; the supported values are 'identifiers' and "
+     "'query'."),
     ("numeric source type", {"source": {"type": 1, "settings": {}}},
-     "The field 'source.type' is 1, which is not supported; the only supported value is 'identifiers'."),
+     "The field 'source.type' is 1, which is not supported; the supported values are 'identifiers' and 'query'."),
     ("missing source settings", {"source": {"type": "identifiers"}},
      "The field 'source.settings' is missing: give {\"type\": \"identifiers\", \"settings\": {\"values\": [...]}}."),
     ("missing values", {"source": {"type": "identifiers", "settings": {}}},

@@ -78,6 +78,7 @@ def trap(loop):
 
 @pytest.fixture
 def identity(monkeypatch):
+    monkeypatch.setenv("EXPORT_IDENTITY_CLIENT_ID", "destination-identity-client-id")
     StandInIdentity.made_for = []
     tokens = []
 

@@ -15,6 +15,7 @@ from azure.storage.blob import BlobServiceClient
 from tests.azurite import KEY, Azurite
 from tests.dicom_samples import make_instance, new_uid
 from tests.export_client import container_settings, error_lines, export_body, post_export, working_files
+from tests.log_levels import detailed_logs
 
 
 def _seed_study(container, count):
@@ -110,10 +111,15 @@ def test_no_secret_appears_in_payloads_statuses_logs_or_errors_log(loop, host, a
                                                                     caplog):
     from tests.test_function_app import _sas_uri
     caplog.set_level(logging.DEBUG)
+    with detailed_logs():  # the most the app can log: the SDK's HTTP lines and a line per instance
+        _export_twice_and_scan_for_secrets(loop, host, azurite, store, blob_service, caplog, _sas_uri)
+
+
+def _export_twice_and_scan_for_secrets(loop, host, azurite, store, blob_service, caplog, sas_uri):
     study, data = _seed_study(store, 3)
     sas_container = blob_service.create_container(f"secret-{uuid.uuid4().hex[:12]}")
     key_container = blob_service.create_container(f"secret-{uuid.uuid4().hex[:12]}")
-    uri = _sas_uri(sas_container, "racw")
+    uri = sas_uri(sas_container, "racw")
     signature = uri.split("sig=")[1].split("&")[0]
     host.payloads.clear()
     seen = []

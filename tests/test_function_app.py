@@ -173,7 +173,8 @@ def test_managed_identity_token_failure_is_400(loop, host, monkeypatch):
         async def close(self):
             pass
 
-    monkeypatch.setattr(azure.identity.aio, "DefaultAzureCredential", NoIdentity)
+    monkeypatch.setattr(azure.identity.aio, "ManagedIdentityCredential", NoIdentity)
+    monkeypatch.setenv("EXPORT_IDENTITY_CLIENT_ID", "destination-identity-client-id")
     monkeypatch.setenv("EXPORT_ALLOWED_DESTINATION_HOSTS", "*.blob.core.windows.invalid")
     settings = {"blobContainerUri": "https://acct.blob.core.windows.invalid/exports", "useManagedIdentity": True}
     assert _destination_answer(loop, host, settings) == (
@@ -187,3 +188,23 @@ def test_missing_sealing_key_is_500_naming_the_setting(loop, host, azurite, dest
     assert response.status_code == 500
     assert response.get_body().decode().startswith(
         "The export service is misconfigured: App setting EXPORT_SEALING_KEY is not set;")
+
+
+def test_the_sweep_runs_every_30_minutes_with_a_durable_client(indexed_functions):
+    function = next(f for f in indexed_functions if f.get_function_name() == "sweep_orphaned_exports")
+    bindings = {binding.type: {key: str(value) if key == "direction" else value
+                               for key, value in binding.get_dict_repr().items()}
+                for binding in function.get_bindings()}
+    assert bindings == {
+        "timerTrigger": {"type": "timerTrigger", "direction": "IN", "name": "timer", "schedule": "0 */30 * * * *",
+                         "runOnStartup": False, "useMonitor": True},
+        "durableClient": {"type": "durableClient", "direction": "IN", "name": "client"}}
+
+
+def test_the_byte_bound_of_a_batch_reaches_the_orchestration(loop, host, azurite, destination, monkeypatch):
+    monkeypatch.setenv("EXPORT_BATCH_MAX_BYTES", "5242880")
+    response = post_export(loop, host, export_body([VALID_ID], container_settings(azurite, destination.container_name)))
+    assert response.status_code == 202
+    checkpoint = json.loads(host.instances[json.loads(response.get_body())["id"]].input)
+    assert checkpoint["batching"] == {"batch_size": 100, "batches_in_flight": 4, "copies_per_batch": 8,
+                                      "max_bytes": 5242880}

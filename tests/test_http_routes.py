@@ -6,6 +6,7 @@ import azure.functions as func
 import pytest
 
 from function_app import UNKNOWN_ROUTE
+from shared.api.cancellation_notice import NOTIFIER
 from tests.export_client import JSON, container_settings, export_body, get_operation, post_export
 from tests.test_bad_requests import VALID_ID
 
@@ -21,6 +22,8 @@ def test_index_has_exactly_the_export_functions(indexed_functions):
     assert found == {
         "start_export": ("httpTrigger", ("v{version}/export", ["POST"], "function"),
                          ["durableClient", "http", "httpTrigger"]),
+        "start_partition_export": ("httpTrigger", ("v{version}/partitions/{partition}/export", ["POST"], "function"),
+                                   ["durableClient", "http", "httpTrigger"]),
         "get_operation": ("httpTrigger", ("v{version}/operations/{operationId}", ["GET"], "function"),
                           ["durableClient", "http", "httpTrigger"]),
         "cancel_operation": ("httpTrigger", ("v{version}/operations/{operationId}", ["DELETE"], "function"),
@@ -29,6 +32,9 @@ def test_index_has_exactly_the_export_functions(indexed_functions):
         "resolve_batches": ("activityTrigger", None, ["activityTrigger"]),
         "end_export": ("activityTrigger", None, ["activityTrigger"]),
         "copy_batch": ("activityTrigger", None, ["activityTrigger"]),
+        NOTIFIER: ("orchestrationTrigger", None, ["orchestrationTrigger"]),
+        "notify_export": ("activityTrigger", None, ["activityTrigger"]),
+        "sweep_orphaned_exports": ("timerTrigger", None, ["durableClient", "timerTrigger"]),
         "unknown_route": ("httpTrigger", (UNKNOWN_ROUTE, sorted(["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST",
                                                                "PUT"]), "function"), ["http", "httpTrigger"]),
     }
@@ -97,6 +103,8 @@ def _caught_by_unknown_route(path: str) -> bool:
     ("/v1/operations/0c4f2a8e/cancel", True), ("/api/v2/export", True), ("/exports/v2/export", True),
     ("/v1/export", False), ("/v2/export", False), ("/V2/EXPORT", False), ("/v3/export", False), ("/v2/export/", False),
     ("/v1/operations/0c4f2a8e", False), ("/v2/operations/0c4f2a8e", False), ("/admin", False),
+    ("/v2/partitions/Microsoft.Default/export", False), ("/v1/partitions/p-1/export/", False),
+    ("/v2/partitions/export", True), ("/v2/partitions/a/b/export", True), ("/v2/partitions/p/export/x", True),
     ("/admin/host/status", False), ("/runtime/webhooks/durabletask/instances/0c4f2a8e", False), ("/", False),
 ])
 def test_the_catch_all_route_leaves_versioned_and_host_routes_alone(path, caught):

@@ -34,7 +34,8 @@ HOST_SETTINGS = {
     "DURABLE_TASK_SCHEDULER_CONNECTION_STRING",  # the Durable extension, once host.json names it (docs/deploy.md)
 }
 
-# What the app identity may do, and nothing more (role definition ids are Azure's built-in roles).
+# What the app identity may do, and nothing more (role definition ids are Azure's built-in roles); the identity for
+# destinations holds none.
 APP_ROLES = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
@@ -355,7 +356,8 @@ def test_host_storage_is_reached_by_identity_and_the_sealing_key_through_key_vau
     values = _site_setting_values(trees)
     assert "AzureWebJobsStorage" not in values
     assert values["AzureWebJobsStorage__credential"] == {"managedidentity"}
-    assert values["AzureWebJobsStorage__clientId"] == values["EXPORT_IDENTITY_CLIENT_ID"] == {"identityClientId"}
+    assert values["AzureWebJobsStorage__clientId"] == {"identityClientId"}
+    assert values["EXPORT_IDENTITY_CLIENT_ID"] == {"destinationIdentityClientId"}
     (sealing_key,) = values["EXPORT_SEALING_KEY"]
     assert sealing_key.startswith("@Microsoft.KeyVault(SecretUri=")
     main = trees["infra/main.bicep"]["parameters"]["exportSealingKey"]
@@ -373,16 +375,53 @@ def test_storage_accounts_refuse_shared_keys_and_anonymous_reads(trees):
                 properties["minimumTlsVersion"]) == (file, name, False, False, "TLS1_2")
 
 
-def test_app_identity_holds_exactly_the_roles_it_needs(trees):
+def _accessed(node: Any) -> Iterator[str]:
+    """Every `a.b.c` property access in a pycep expression (inside conditionals, calls and the like)."""
+    if isinstance(node, dict):
+        operator = node.get("operator")
+        if isinstance(operator, dict) and operator.get("type") == "property_accessor":
+            operands = operator["operands"]
+            inner = list(_accessed(operands["operand_2"])) or [str(operands["operand_2"])]
+            yield f"{operands['operand_1']}.{inner[0]}"
+            return
+        for value in node.values():
+            yield from _accessed(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _accessed(item)
+
+
+def _identity_references(trees: Dict[str, Dict[str, Any]], identity: str) -> Dict[str, str]:
+    """`<module>.<parameter>` → the output of main.bicep's identity module `identity` that the parameter receives."""
+    found = {}
+    for module_name, module in trees["infra/main.bicep"]["modules"].items():
+        for parameter, value in _config(module)["params"].items():
+            for access in _accessed(value):
+                if access.startswith(f"{identity}.outputs."):
+                    found[f"{module_name}.{parameter}"] = access[len(identity) + 1:]
+    return found
+
+
+def _roles_of(trees: Dict[str, Dict[str, Any]], identity: str) -> List[Tuple[str, str, str]]:
+    """(role, module, scope) of every role assignment made to the principal of main.bicep's identity module."""
+    modules = trees["infra/main.bicep"]["modules"]
     granted = []
-    for file, name, assignment in _resources(trees, "Microsoft.Authorization/roleAssignments"):
-        properties = _config(assignment)["properties"]
-        if properties["principalId"] != "appPrincipalId":
+    for where, output in _identity_references(trees, identity).items():
+        module_name, parameter = where.split(".")
+        file = f"infra/{modules[module_name]['detail']['path']}"
+        if output != "outputs.principalId":
             continue
-        role_variable = properties["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
-        role = trees[file]["variables"][role_variable]["value"]
-        granted.append((APP_ROLES.get(role, role), Path(file).stem, _config(assignment)["scope"]))
-    assert sorted(granted) == sorted([
+        for _, _, assignment in _resources({file: trees[file]}, "Microsoft.Authorization/roleAssignments"):
+            properties = _config(assignment)["properties"]
+            if properties["principalId"] == parameter:
+                role_variable = properties["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
+                role = trees[file]["variables"][role_variable]["value"]
+                granted.append((APP_ROLES.get(role, role), Path(file).stem, _config(assignment)["scope"]))
+    return sorted(granted)
+
+
+def test_app_identity_holds_exactly_the_roles_it_needs(trees):
+    assert _roles_of(trees, "identity") == sorted([
         ("Storage Blob Data Owner", "host-storage", "account"),
         ("Storage Queue Data Contributor", "host-storage", "account"),
         ("Storage Table Data Contributor", "host-storage", "account"),
@@ -392,6 +431,19 @@ def test_app_identity_holds_exactly_the_roles_it_needs(trees):
         ("Monitoring Metrics Publisher", "monitoring", "appInsights"),
         ("Durable Task Data Contributor", "durable-task-scheduler", "taskHub"),
     ])
+
+
+def test_the_identity_for_destinations_holds_no_role_and_is_only_attached_to_the_app(trees):
+    assert _roles_of(trees, "destinationIdentity") == []
+    assert _identity_references(trees, "destinationIdentity") == {
+        "functionApp.destinationIdentityId": "outputs.id",
+        "functionApp.destinationIdentityClientId": "outputs.clientId"}
+    principals = {_config(assignment)["properties"]["principalId"]
+                  for _, _, assignment in _resources(trees, "Microsoft.Authorization/roleAssignments")}
+    assert principals == {"appPrincipalId", "loaderPrincipalId"}
+    (_, _, site), = _resources(trees, "Microsoft.Web/sites")
+    assert sorted(_config(site)["identity"]["userAssignedIdentities"]) == ["'${destinationIdentityId}'",
+                                                                          "'${identityId}'"]
 
 
 def test_azure_yaml_deploys_this_folder_as_a_python_function_app_with_main_bicep(trees):

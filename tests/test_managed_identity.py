@@ -17,7 +17,7 @@ from azure.storage.blob import BlobServiceClient
 
 from tests.azurite import Azurite
 from tests.dicom_samples import new_uid
-from tests.export_client import export_body, post_export, run_export
+from tests.export_client import export_body, get_operation, post_export, run_export
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
@@ -59,6 +59,8 @@ def https_azurite():
 
 @pytest.fixture
 def identity(monkeypatch):
+    """The stand-in credential in place of Azure's, and an identity for destinations configured."""
+    monkeypatch.setenv("EXPORT_IDENTITY_CLIENT_ID", "destination-identity-client-id")
     StandInIdentity.made_for = []
     monkeypatch.setattr(azure.identity.aio, "DefaultAzureCredential", StandInIdentity)
     monkeypatch.setattr(azure.identity.aio, "ManagedIdentityCredential", StandInIdentity)
@@ -100,3 +102,38 @@ def test_a_token_storage_rejects_is_a_400(loop, host, https_azurite, identity, i
         400, f"Unable to authenticate to Azure Blob Storage container '{identity_destination.container_name}' in "
              "account 'devstoreaccount1' (403 AuthenticationFailed): check that the SAS token is complete and not "
              "expired, or that the service's managed identity is enabled.")
+
+
+NO_DESTINATION_IDENTITY = (
+    "The field 'destination.settings.useManagedIdentity' cannot be true: this service has no identity for "
+    "destinations (app setting EXPORT_IDENTITY_CLIENT_ID is not set). Give 'blobContainerUri' with a SAS token "
+    "instead.")
+
+
+def test_without_an_identity_for_destinations_the_app_never_writes_as_its_own(loop, host, https_azurite, identity,
+                                                                              identity_destination, monkeypatch):
+    monkeypatch.delenv("EXPORT_IDENTITY_CLIENT_ID")
+    uri = f"{https_azurite.blob_endpoint}/{identity_destination.container_name}"
+    before = set(host.instances)
+    response = post_export(loop, host, export_body([new_uid()], {"blobContainerUri": uri, "useManagedIdentity": True}))
+    assert (response.status_code, response.get_body().decode()) == (400, NO_DESTINATION_IDENTITY)
+    assert (identity.made_for, set(host.instances), list(identity_destination.list_blobs())) == ([], before, [])
+
+
+def test_a_running_export_that_loses_its_identity_for_destinations_fails_saying_so(
+        loop, host, https_azurite, identity, identity_destination, put_instance, monkeypatch):
+    study, series = new_uid(), new_uid()
+    put_instance(study, series, new_uid())
+    uri = f"{https_azurite.blob_endpoint}/{identity_destination.container_name}"
+    response = post_export(loop, host, export_body([study], {"blobContainerUri": uri, "useManagedIdentity": True}))
+    assert response.status_code == 202, response.get_body()
+    operation_id = json.loads(response.get_body())["id"]
+    monkeypatch.delenv("EXPORT_IDENTITY_CLIENT_ID")
+
+    loop.run_until_complete(host.run(operation_id))
+
+    status, state, _ = get_operation(loop, host, operation_id)
+    assert (status, state["status"], state["results"]["exported"]) == (200, "failed", 0)
+    assert state["errors"] == ["The export service is misconfigured: App setting EXPORT_IDENTITY_CLIENT_ID is not set; "
+                               "useManagedIdentity destinations need the client id of the identity for destinations."]
+    assert set(identity.made_for) == {"destination-identity-client-id"}  # never the app's DefaultAzureCredential

@@ -1,6 +1,6 @@
 """Command that loads DICOM files or folders into the DICOM store at `<study>/<series>/<sop>.dcm`, unchanged.
 
-Usage: python -m tools.store_loader [--pydicom-samples] [PATH ...]
+Usage: python -m tools.store_loader [--pydicom-samples] [--partition NAME] [PATH ...]
 """
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from typing import Callable, List, Mapping, Optional, Sequence
 from azure.storage.blob import ContainerClient
 from tqdm import tqdm
 
-from shared.errors import ServiceConfigurationError
+from shared.errors import InvalidRequestError, ServiceConfigurationError
+from shared.partitions import DEFAULT_PARTITION, parse_partition
 from shared.settings import StoreSettings
-from shared.source.blob_store import store_blob_name
+from shared.source.blob_store import partition_prefix, store_blob_name
 from tools.dicom_files import list_files, missing_paths, pydicom_sample_folder, read_instance_identifier
 from tools.load_report import LoadReport, plural
 from tools.local_settings import LOCAL_SETTINGS_FILE, read_app_settings
@@ -37,13 +38,13 @@ exit status: 0 every file loaded; 1 some files were skipped, or a folder held no
 
 
 def load_files(files: Sequence[Path], container: ContainerClient, report: LoadReport,
-               say: Optional[Callable[[str], None]], advance: Callable[[], None]) -> None:
-    """Upload each DICOM file unchanged to its place in the store; `say` why each other file is skipped (None:
-    count skips quietly); `advance` once per file."""
+               say: Optional[Callable[[str], None]], advance: Callable[[], None], prefix: str = "") -> None:
+    """Upload each DICOM file unchanged to its place in the store (under `prefix`, a partition's); `say` why each
+    other file is skipped (None: count skips quietly); `advance` once per file."""
     for path in files:
         try:
             identifier = read_instance_identifier(path)
-            name = store_blob_name(identifier)
+            name = prefix + store_blob_name(identifier)
             if name in report.names:
                 raise ValueError(f"an earlier file has the same UIDs ({name})")
         except ValueError as problem:
@@ -64,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--pydicom-samples", action="store_true",
                         help="also load pydicom's bundled sample files (its non-DICOM and repeated files are "
                              "counted, not listed)")
+    parser.add_argument("--partition", default=DEFAULT_PARTITION,
+                        help="the data partition to load into (default: Microsoft.Default, the store's root; another "
+                             "goes to partitions/<partition>/)")
     return parser
 
 
@@ -89,6 +93,11 @@ def main(argv: Optional[List[str]] = None, settings_file: Path = LOCAL_SETTINGS_
     args = parser.parse_args(argv)
     if not args.paths and not args.pydicom_samples:
         parser.error("name at least one file or folder, or --pydicom-samples")
+    try:
+        partition = parse_partition(args.partition)
+    except InvalidRequestError as error:
+        parser.error(str(error))
+    prefix = partition_prefix(partition)
     missing = missing_paths(args.paths)
     for path in missing:
         print(f"cannot load {path}: no such file or folder", file=sys.stderr)
@@ -107,8 +116,8 @@ def main(argv: Optional[List[str]] = None, settings_file: Path = LOCAL_SETTINGS_
         with tqdm(total=len(files) + len(samples), unit="file", disable=None) as bar:
             def say(line: str) -> None:
                 bar.write(line, file=sys.stderr)
-            load_files(files, container, report, say, bar.update)
-            load_files(samples, container, report, None, bar.update)
+            load_files(files, container, report, say, bar.update, prefix)
+            load_files(samples, container, report, None, bar.update, prefix)
     except (ServiceConfigurationError, StoreUnreachableError) as error:
         print(error, file=sys.stderr)
         return 2

@@ -1,5 +1,6 @@
-// The Function App on the Flex Consumption plan (Linux, Python 3.11), running as the user-assigned identity, with
-// every app setting the export service needs. Setting names are those shared/settings.py reads (README, "Settings").
+// The Function App on the Flex Consumption plan (Linux, Python 3.11), running as the app's user-assigned identity and
+// holding the identity for destinations, with every app setting the export service needs. Setting names are those
+// shared/settings.py reads (README, "Settings").
 
 @description('Name of the Function App.')
 param name string
@@ -21,6 +22,12 @@ param identityId string
 
 @description('Client id of the app\'s user-assigned identity.')
 param identityClientId string
+
+@description('Resource id of the identity for useManagedIdentity destinations (no role of its own).')
+param destinationIdentityId string
+
+@description('Client id of the identity for useManagedIdentity destinations (EXPORT_IDENTITY_CLIENT_ID).')
+param destinationIdentityClientId string
 
 @description('Blob endpoint of the app\'s own storage account (AzureWebJobsStorage).')
 param hostBlobEndpoint string
@@ -120,7 +127,7 @@ var exportSettings = [
   }
   {
     name: 'EXPORT_IDENTITY_CLIENT_ID'
-    value: identityClientId
+    value: destinationIdentityClientId
   }
 ]
 
@@ -210,6 +217,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     type: 'UserAssigned'
     userAssignedIdentities: {
       '${identityId}': {}
+      '${destinationIdentityId}': {}
     }
   }
   properties: {

@@ -1,4 +1,5 @@
-// The app's user-assigned managed identity: each role the app holds is granted to it by the module owning the resource.
+// A user-assigned managed identity: the app's own (each of its roles is granted by the module owning the resource), or
+// the identity for destinations, which holds no role: callers grant it Storage Blob Data Contributor on their container.
 
 @description('Name of the user-assigned managed identity.')
 param name string

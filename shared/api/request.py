@@ -3,30 +3,43 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from shared.allowlist import DEFAULT_ALLOWLIST, DestinationAllowlist
 from shared.destination.blob_destination import BlobDestination
 from shared.destination.validation import parse_destination
 from shared.errors import InvalidRequestError, quote_value
 from shared.identifiers import IDENTIFIER_FORMAT, DicomIdentifier, normalize_identifiers, parse_identifier
+from shared.partitions import DEFAULT_PARTITION, parse_partition
 from shared.request_fields import RequestObject, the_field
+from shared.study_selection import StudySelection, parse_filters
 
-SOURCE_TYPE = "identifiers"
-DESTINATION_TYPE = "azureBlob"
+SOURCE_TYPES = ("identifiers", "query")
+DESTINATION_TYPES = ("azureBlob",)
 _BODY_NAMES = ("source", "destination")
 _SECTION_NAMES = ("type", "settings")
-_SOURCE_SETTING_NAMES = ("values",)
-_SOURCE_SHAPE = "{\"type\": \"identifiers\", \"settings\": {\"values\": [...]}}"
+_SOURCE_SHAPES = {"identifiers": "{\"type\": \"identifiers\", \"settings\": {\"values\": [...]}}",
+                  "query": "{\"type\": \"query\", \"settings\": {\"filters\": {...}}}"}
 _DESTINATION_SHAPE = "{\"type\": \"azureBlob\", \"settings\": {\"blobContainerUri\": ...}}"
 
 
 @dataclass(frozen=True)
 class ExportRequest:
-    """What to export (normalised, de-duplicated identifiers) and where to."""
+    """What to export (normalised, de-duplicated identifiers, or a study selection), from which partition, where to."""
 
     identifiers: Tuple[DicomIdentifier, ...]
     destination: BlobDestination
+    selection: Optional[StudySelection] = None
+    partition: str = DEFAULT_PARTITION
+
+    @property
+    def source_kind(self) -> str:
+        """`identifiers`, `everything` or `query`."""
+        return self.selection.kind if self.selection else "identifiers"
+
+    def entries(self) -> List[str]:
+        """What the export takes, as stored among its working files: the identifiers, or the one selection."""
+        return [self.selection.to_text()] if self.selection else [str(i) for i in self.identifiers]
 
 
 def _object(parent: RequestObject, path: str, known: Tuple[str, ...], shape: str) -> RequestObject:
@@ -38,16 +51,37 @@ def _object(parent: RequestObject, path: str, known: Tuple[str, ...], shape: str
     return RequestObject(value)
 
 
-def _typed_section(body: RequestObject, key: str, expected_type: str, shape: str) -> RequestObject:
-    section = _object(body, key, _BODY_NAMES, shape)
+def _typed_section(body: RequestObject, key: str, types: Tuple[str, ...],
+                   shapes: Dict[str, str]) -> Tuple[str, RequestObject]:
+    """The section's `type` (one of `types`, in its documented spelling) and its `settings`."""
+    section = _object(body, key, _BODY_NAMES, shapes[types[0]])
     kind = section.get("type")
-    allowed = f"the only supported value is '{expected_type}'"
+    allowed = f"the only supported value is '{types[0]}'" if len(types) == 1 else \
+        "the supported values are " + " and ".join(f"'{t}'" for t in types)
     if kind is None:
         raise InvalidRequestError(f"{section.missing(f'{key}.type', _SECTION_NAMES)}; {allowed}.")
-    if not isinstance(kind, str) or kind.lower() != expected_type.lower():
+    matched = [t for t in types if isinstance(kind, str) and kind.lower() == t.lower()]
+    if not matched:
         raise InvalidRequestError(f"{the_field(f'{key}.type')} is {quote_value(kind)}, which is not supported; "
                                   f"{allowed}.")
-    return _object(section, f"{key}.settings", _SECTION_NAMES, shape)
+    return matched[0], _object(section, f"{key}.settings", _SECTION_NAMES, shapes[matched[0]])
+
+
+def _source(body: RequestObject) -> Tuple[Tuple[DicomIdentifier, ...], Optional[StudySelection]]:
+    """The identifiers, or the selection: a query's, or every study when the body has no `source` at all."""
+    if body.get("source") is None:
+        spelling = body.misspelling_of("source", _BODY_NAMES)
+        if spelling:  # a misspelt source must not widen the export to everything
+            raise InvalidRequestError(f"{body.missing('source', _BODY_NAMES)}: give {_SOURCE_SHAPES['identifiers']}, "
+                                      "or leave out 'source' to export everything.")
+        return (), StudySelection()
+    kind, settings = _typed_section(body, "source", SOURCE_TYPES, _SOURCE_SHAPES)
+    if kind == "query":
+        if settings.get("filters") is None:
+            raise InvalidRequestError(f"{settings.missing('source.settings.filters', ('filters',))}: give "
+                                      f"{_SOURCE_SHAPES['query']}.")
+        return (), parse_filters(settings["filters"])
+    return _identifiers(settings), None
 
 
 def _identifiers(settings: RequestObject) -> Tuple[DicomIdentifier, ...]:
@@ -55,7 +89,7 @@ def _identifiers(settings: RequestObject) -> Tuple[DicomIdentifier, ...]:
     values = settings.get("values")
     wanted = f"give a list of one or more identifiers in the format {IDENTIFIER_FORMAT}"
     if values is None:
-        raise InvalidRequestError(f"{settings.missing(path, _SOURCE_SETTING_NAMES)}: {wanted}.")
+        raise InvalidRequestError(f"{settings.missing(path, ('values',))}: {wanted}.")
     if values == []:
         raise InvalidRequestError(f"{the_field(path)} is empty: {wanted}.")
     if not isinstance(values, list):
@@ -88,17 +122,27 @@ def _load_json(body: bytes) -> Any:
         raise InvalidRequestError("The request body is not valid JSON: it is nested too deeply.") from None
 
 
-def parse_export_request(body: bytes, allowlist: DestinationAllowlist = DEFAULT_ALLOWLIST) -> ExportRequest:
-    """Validate an export request body; raise InvalidRequestError naming the first field and value at fault.
+def parse_export_request(body: bytes, allowlist: DestinationAllowlist = DEFAULT_ALLOWLIST,
+                         partition: str = DEFAULT_PARTITION) -> ExportRequest:
+    """Validate the route's partition and an export request body; raise InvalidRequestError naming the first field
+    and value at fault. A body without `source` exports every study of the partition.
 
     The destination's host must pass `allowlist` (EXPORT_ALLOWED_DESTINATION_HOSTS).
     """
+    partition = parse_partition(partition)
     document = _load_json(body)
     if not isinstance(document, dict):
         raise InvalidRequestError(
             f"The request body must be a JSON object with 'source' and 'destination', not {quote_value(document)}.")
     document = RequestObject(document)
-    source = _typed_section(document, "source", SOURCE_TYPE, _SOURCE_SHAPE)
-    identifiers = _identifiers(source)
-    settings = _typed_section(document, "destination", DESTINATION_TYPE, _DESTINATION_SHAPE)
-    return ExportRequest(identifiers, parse_destination(settings, allowlist))
+    identifiers, selection = _source(document)
+    _, settings = _typed_section(document, "destination", DESTINATION_TYPES, {"azureBlob": _DESTINATION_SHAPE})
+    return ExportRequest(identifiers, parse_destination(settings, allowlist), selection, partition)
+
+
+def parse_dry_run(value: Optional[str]) -> bool:
+    """The `dryRun` query parameter: absent or `false` starts the export, `true` only checks and counts."""
+    text = (value or "false").strip().lower()
+    if text not in ("true", "false"):
+        raise InvalidRequestError(f"The query parameter 'dryRun' is {quote_value(value)}: give true or false.")
+    return text == "true"

@@ -64,15 +64,29 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def checkpoint_of(orchestration_input: Any) -> Optional[ExportCheckpoint]:
+    """The export's checkpoint from its orchestration's input (JSON text or already parsed), if it has one."""
+    value = _json_value(orchestration_input)
+    return ExportCheckpoint.from_dict(value) if isinstance(value, dict) else None
+
+
 def describe_operation(operation_id: str, runtime_status: str, checkpoint: Any,
                        custom_status: Any, output: Any, created: Optional[datetime],
-                       last_updated: Optional[datetime], api_version: int) -> OperationState:
-    """Build the operation body: v1 says `completed` where v2 says `succeeded`; counts come from custom status."""
+                       last_updated: Optional[datetime], api_version: int,
+                       notification: Optional[str] = None) -> OperationState:
+    """Build the operation body: v1 says `completed` where v2 says `succeeded`; counts come from custom status.
+
+    An orchestration still delivering its completion event has published the export's outcome in its custom status:
+    the export has ended, so that outcome is the status. `notification` (else the custom status's) says whether the
+    event was delivered.
+    """
+    state, custom_status = checkpoint_of(checkpoint), _json_value(custom_status)
+    published = custom_status if isinstance(custom_status, dict) else {}
     status = _RUNTIME_TO_STATUS.get(runtime_status, "unknown")
+    if status in IN_PROGRESS and published.get("outcome") in ("succeeded", "failed"):
+        status = published["outcome"]
     if status == "succeeded" and api_version == 1:
         status = "completed"
-    checkpoint, custom_status = _json_value(checkpoint), _json_value(custom_status)
-    state = ExportCheckpoint.from_dict(checkpoint) if isinstance(checkpoint, dict) else None
     progress = Progress.from_dict(custom_status) if isinstance(custom_status, dict) \
         else (state.progress if state else Progress())
     body: Dict[str, Any] = {
@@ -88,5 +102,8 @@ def describe_operation(operation_id: str, runtime_status: str, checkpoint: Any,
                     "manifestHref": manifest_href(state.error_href) if state else None},
     }
     if status == "failed":
-        body["errors"] = [failure_message(output)]
+        body["errors"] = [failure_message(output) if runtime_status == "Failed" else published.get("error", "")]
+    notification = notification or published.get("notification")
+    if notification:
+        body["notification"] = notification
     return OperationState(202 if status in IN_PROGRESS else 200, body)

@@ -13,7 +13,7 @@ from shared.cloud.clients import TRANSFER_OPTIONS, cached_client, process_identi
 from shared.cloud.identity import app_identity
 from shared.cloud.storage_errors import error_code, is_client_error, status_text
 from shared.destination.write_gate import gate_request
-from shared.errors import ExportFailedError
+from shared.errors import ExportFailedError, ServiceConfigurationError
 from shared.identifiers import DicomIdentifier
 
 
@@ -30,6 +30,15 @@ def error_log_blob_name(operation_id: str) -> str:
 def without_query(url: str) -> str:
     """`url` without its query string, so without any SAS it carried."""
     return url.split("?", 1)[0]
+
+
+def _destination_identity(client_id: Optional[str]) -> str:
+    """The identity for destinations; never the app's own (DefaultAzureCredential), which holds rights of its own."""
+    if not client_id:
+        raise ServiceConfigurationError(
+            "App setting EXPORT_IDENTITY_CLIENT_ID is not set; useManagedIdentity destinations need the client id of "
+            "the identity for destinations.")
+    return client_id
 
 
 @dataclass(frozen=True)
@@ -75,10 +84,11 @@ class BlobDestination:
 
     @asynccontextmanager
     async def open(self, identity_client_id: Optional[str] = None, **options: Any) -> AsyncIterator[ContainerClient]:
-        """An async container client for this destination (SDK `options` passed on), with managed identity if asked."""
+        """An async container client for this destination (SDK `options` passed on), as the identity for destinations
+        (EXPORT_IDENTITY_CLIENT_ID) if it uses managed identity."""
         credential = None
         if self.use_managed_identity:
-            credential = app_identity(identity_client_id)
+            credential = app_identity(_destination_identity(identity_client_id))
         try:
             async with self._client(credential, **options) as client:
                 yield client
@@ -89,7 +99,8 @@ class BlobDestination:
     def shared_client(self, identity_client_id: Optional[str] = None) -> ContainerClient:
         """This process's client for the destination, on the account's shared connection pool; never closed."""
         def build() -> ContainerClient:
-            credential = process_identity(identity_client_id) if self.use_managed_identity else None
+            credential = process_identity(_destination_identity(identity_client_id)) if self.use_managed_identity \
+                else None
             return self._client(credential, transport=shared_transport(self._client().url), **TRANSFER_OPTIONS)
         return cached_client(json.dumps(self.to_dict(), sort_keys=True) + f"|{identity_client_id}", build)
 

@@ -13,6 +13,7 @@ from shared.export.payloads import (
     ResolvedBatches,
     ResolveRequest,
 )
+from shared.partitions import DEFAULT_PARTITION
 from shared.payload import Payload
 
 
@@ -26,6 +27,9 @@ class ExportCheckpoint(Payload):
     identifier_count: int
     batching: Batching
     copy_mode: str = "auto"
+    partition: str = DEFAULT_PARTITION
+    notify: bool = False
+    service_url: str = ""
     position: int = 0
     continuation: Optional[ListingCursor] = None
     batches_resolved: int = 0
@@ -63,7 +67,7 @@ class ExportCheckpoint(Payload):
     def resolve_request(self) -> ResolveRequest:
         """The next resolution step's request."""
         return ResolveRequest(self.operation_id, self.position, self.continuation, self.identifier_count,
-                              self.batches_resolved, self.batching)
+                              self.batches_resolved, self.batching, self.partition)
 
     def batches_to_copy(self) -> range:
         """The stored batches this generation copies: up to `batches_in_flight` of them."""
@@ -72,7 +76,8 @@ class ExportCheckpoint(Payload):
 
     def copy_request(self, batch_index: int) -> CopyRequest:
         """The copy request for one stored batch of this export."""
-        return CopyRequest(self.operation_id, batch_index, self.batching.copies_per_batch, self.copy_mode)
+        return CopyRequest(self.operation_id, batch_index, self.batching.copies_per_batch, self.copy_mode,
+                           self.partition)
 
     def advance(self, resolved: Optional[ResolvedBatches], outcomes: Sequence[BatchOutcome]) -> "ExportCheckpoint":
         """The checkpoint after one generation resolved `resolved` (if it resolved) and copied `outcomes`."""

@@ -1,11 +1,14 @@
 """One copy activity's work: a stored batch copied once, its manifest block staged, its outcome recorded."""
 from __future__ import annotations
 
+import logging
+
 from shared.destination.manifest import stage_manifest_block
 from shared.export.batch_copy import copy_batch
 from shared.export.instance_copier import InstanceCopier
 from shared.export.payloads import BatchOutcome, CopyRequest
 from shared.export.step_session import ExportSession
+from shared.log_setup import detail
 
 
 async def copy_stored_batch(job: CopyRequest, session: ExportSession) -> BatchOutcome:
@@ -23,6 +26,9 @@ async def copy_stored_batch(job: CopyRequest, session: ExportSession) -> BatchOu
     copier = InstanceCopier(session.store, session.destination, session.container, operation_id, job.copy_mode)
     copied = await copy_batch(batch, copier, session.log, job.copies_in_flight, admit=session.watch.admit,
                               reuse=copier.already_copied if retried else None)
+    if detail.isEnabledFor(logging.INFO):  # a manifest line names the instance, its path, size and MD5
+        for line in copied.manifest_lines:
+            detail.info("Export %s batch %d copied %s", operation_id, index, line.decode().strip())
     async with session.destination.guard():
         await stage_manifest_block(session.container, operation_id, index, copied.manifest_lines)
         await session.log.flush()

@@ -92,8 +92,8 @@ class InstanceCopier:
                 self._strikes[mode] = PROBE_STRIKES
             except HttpResponseError as fault:  # a fault while probing: strike this mode, copy this one otherwise
                 self._strikes[mode] = self._strikes.get(mode, 0) + 1
-                logging.info("Probing %s failed with %s (%d of %d); trying the next copy mode.", mode,
-                             status_text(fault), self._strikes[mode], PROBE_STRIKES)
+                logging.info("Export %s: probing %s failed with %s (%d of %d); trying the next copy mode.",
+                             self.operation_id, mode, status_text(fault), self._strikes[mode], PROBE_STRIKES)
                 if self._strikes[mode] < PROBE_STRIKES:
                     return None, await self._stream(item)
             except _SourceUnreadable as unreadable:

@@ -5,7 +5,9 @@ from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence, Tuple
 
 from shared.identifiers import DicomIdentifier
+from shared.partitions import DEFAULT_PARTITION
 from shared.payload import Payload
+from shared.settings import DEFAULT_BATCH_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -21,11 +23,18 @@ class Progress(Payload):
 
 @dataclass(frozen=True)
 class Batching(Payload):
-    """Instances per copy activity, copy activities per wave, and copies in flight inside one activity."""
+    """Instances and bytes per copy activity, copy activities per wave, and copies in flight inside one activity."""
 
     batch_size: int
     batches_in_flight: int
     copies_per_batch: int
+    max_bytes: int = DEFAULT_BATCH_MAX_BYTES
+
+    @property
+    def unknown_size(self) -> int:
+        """What an instance of unknown size counts against `max_bytes`: an even share, so a batch of such instances
+        alone is still cut by count."""
+        return max(1, self.max_bytes // self.batch_size)
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,7 @@ class ResolveRequest(Payload):
     identifier_count: int
     first_batch: int
     batching: Batching
+    partition: str = DEFAULT_PARTITION
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,7 @@ class CopyRequest(Payload):
     batch_index: int
     copies_in_flight: int
     copy_mode: str
+    partition: str = DEFAULT_PARTITION
 
 
 @dataclass(frozen=True)

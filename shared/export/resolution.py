@@ -2,25 +2,34 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Union
 
 from shared.destination.error_log import ErrorLog
-from shared.export.payloads import InstanceBatch, ListingCursor, ResolvedBatches, ResolveRequest, SourceInstance
+from shared.export.payloads import (
+    Batching,
+    InstanceBatch,
+    ListingCursor,
+    ResolvedBatches,
+    ResolveRequest,
+    SourceInstance,
+)
 from shared.export.work_store import WorkStore
-from shared.identifiers import DicomIdentifier, parse_identifier
+from shared.identifiers import DicomIdentifier
 from shared.source.protocol import NOT_FOUND_MESSAGES, DicomStore, InstancePage
+from shared.study_selection import StudySelection, parse_export_entry
 
 WAVES_PER_RESOLUTION = 4
 LISTINGS_PER_RESOLUTION = 200
 LISTINGS_IN_FLIGHT = 8
 LISTING_PAGE_LIMIT = 5000  # the most instances one Azure listing page returns
+Entry = Union[DicomIdentifier, StudySelection]  # what an export takes: identifiers, or one selection of studies
 
 
 class _Listings:
     """Lists the slice's study and series identifiers in order, keeping up to 8 first pages in flight ahead of the
     one being read; at most LISTINGS_PER_RESOLUTION listing calls are started in all."""
 
-    def __init__(self, store: DicomStore, identifiers: Sequence[DicomIdentifier], cursor: Optional[ListingCursor],
+    def __init__(self, store: DicomStore, identifiers: Sequence[Entry], cursor: Optional[ListingCursor],
                  page_size: int):
         self._store = store
         self._identifiers = identifiers
@@ -30,9 +39,11 @@ class _Listings:
         self._ahead: Dict[int, asyncio.Future] = {}
         self.started = 0
 
-    def _list(self, identifier: DicomIdentifier, token: Optional[str]) -> asyncio.Future:
+    def _list(self, entry: Entry, token: Optional[str]) -> asyncio.Future:
         self.started += 1
-        return asyncio.ensure_future(self._store.list_instances(identifier, token, self._page_size))
+        listing = self._store.list_selected(entry, token, self._page_size) if isinstance(entry, StudySelection) \
+            else self._store.list_instances(entry, token, self._page_size)
+        return asyncio.ensure_future(listing)
 
     def _fill(self) -> None:
         while self._waiting and len(self._ahead) < LISTINGS_IN_FLIGHT and self.started < LISTINGS_PER_RESOLUTION:
@@ -52,7 +63,7 @@ class _Listings:
         self._fill()
         return await listing
 
-    async def next_page(self, identifier: DicomIdentifier, token: str) -> InstancePage:
+    async def next_page(self, identifier: Entry, token: str) -> InstancePage:
         """The page after `token`."""
         return await self._list(identifier, token)
 
@@ -63,6 +74,28 @@ class _Listings:
         await asyncio.gather(*self._ahead.values(), return_exceptions=True)
 
 
+def cut_batches(instances: Sequence[SourceInstance], batching: Batching) -> List[InstanceBatch]:
+    """Cut `instances`, in order, into batches of at most `batch_size` instances and `max_bytes` listed bytes.
+
+    A batch is cut when the next instance would take it over either bound, so an instance larger than `max_bytes`
+    goes alone. An instance of unknown size (named by the caller, or not sized by the store's listing) counts as
+    `batching.unknown_size`.
+    """
+    batches: List[InstanceBatch] = []
+    current: List[SourceInstance] = []
+    current_bytes = 0
+    for item in instances:
+        size = item.size if item.size is not None else batching.unknown_size
+        if current and (len(current) == batching.batch_size or current_bytes + size > batching.max_bytes):
+            batches.append(InstanceBatch.of(current))
+            current, current_bytes = [], 0
+        current.append(item)
+        current_bytes += size
+    if current:
+        batches.append(InstanceBatch.of(current))
+    return batches
+
+
 def _listed(page: InstancePage) -> List[SourceInstance]:
     sizes = page.sizes or [None] * len(page.instances)
     md5s = page.md5s or [None] * len(page.instances)
@@ -70,18 +103,17 @@ def _listed(page: InstancePage) -> List[SourceInstance]:
 
 
 async def resolve_batches(request: ResolveRequest, store: DicomStore, work: WorkStore, log: ErrorLog) -> ResolvedBatches:
-    """Resolve identifiers from `request.position` into about four waves of stored batches (4 × batches in flight);
-    log identifiers matching nothing.
+    """Resolve identifiers from `request.position` into about four waves of stored batches (4 × batches in flight
+    × batch size instances, cut by count and bytes, see `cut_batches`); log identifiers matching nothing.
 
     Instance identifiers become instances at once (the copy reports one the store lacks). Studies and series are
     listed whole pages at a time, up to 8 listings in flight, at most 200 listing calls per call; a study cut short
     is carried on in the returned cursor.
     """
-    size = request.batching.batch_size
-    capacity = size * request.batching.batches_in_flight * WAVES_PER_RESOLUTION
+    capacity = request.batching.batch_size * request.batching.batches_in_flight * WAVES_PER_RESOLUTION
     texts = await work.load_identifiers(request.operation_id, request.position,
                                         min(capacity, request.identifier_count - request.position))
-    identifiers = [parse_identifier(text) for text in texts]
+    identifiers = [parse_export_entry(text) for text in texts]
     listings = _Listings(store, identifiers, request.continuation, min(capacity, LISTING_PAGE_LIMIT))
     found: List[SourceInstance] = []
     position, cursor, skipped = request.position, None, 0
@@ -110,11 +142,11 @@ async def resolve_batches(request: ResolveRequest, store: DicomStore, work: Work
                 cursor = ListingCursor(page.continuation, matched)
                 break
             position += 1
-            if not matched:
+            if not matched and identifier.level in NOT_FOUND_MESSAGES:  # a selection may match nothing
                 log.add(texts[index], NOT_FOUND_MESSAGES[identifier.level])
                 skipped += 1
     finally:
         await listings.close()
-    batches = [InstanceBatch.of(found[i:i + size]) for i in range(0, len(found), size)]
+    batches = cut_batches(found, request.batching)
     await work.save_batches(request.operation_id, request.first_batch, batches)
     return ResolvedBatches(len(batches), len(found), position, cursor, skipped)

@@ -14,6 +14,7 @@ from shared.destination.write_gate import writes_permitted_by
 from shared.errors import ServiceConfigurationError
 from shared.export.step_watch import StepWatch
 from shared.export.work_store import OperationRevokedError, WorkStore
+from shared.partitions import DEFAULT_PARTITION
 from shared.settings import ExportSettings, StoreSettings, WorkSettings
 from shared.source.connect import connect_store
 from shared.source.protocol import DicomStore, StoreRefusedError
@@ -35,13 +36,14 @@ class ExportSession:
 
 
 async def run_export_step(operation_id: str, step: Callable[[ExportSession], Awaitable[T]],
-                          refused: Callable[[str], T]) -> T:
+                          refused: Callable[[str], T], partition: str = DEFAULT_PARTITION) -> T:
     """Run `step` and flush its error lines; a refusal by the destination or the store, or a broken app setting,
     becomes `refused(message)`, which fails the export at once (no retry can fix those).
 
-    Clients come from the process's shared pools. The step registers as running before it unseals the destination
-    from the working files, so a step of an operation that has ended or been canceled is refused; every request it
-    sends to the destination passes its watch's check (see shared/export/step_watch.py).
+    Clients come from the process's shared pools; the store is the view of the export's `partition`. The step
+    registers as running before it unseals the destination from the working files, so a step of an operation that has
+    ended or been canceled is refused; every request it sends to the destination passes its watch's check (see
+    shared/export/step_watch.py).
     """
     try:
         settings = ExportSettings.from_environment()
@@ -52,7 +54,7 @@ async def run_export_step(operation_id: str, step: Callable[[ExportSession], Awa
             destination = BlobDestination.from_dict(unseal(sealed, settings.require_sealing_key(), operation_id))
             container = destination.shared_client(settings.identity_client_id)
             session = ExportSession(operation_id, destination, container,
-                                    connect_store(StoreSettings.from_environment()), work,
+                                    connect_store(StoreSettings.from_environment(), partition), work,
                                     ErrorLog(container, operation_id), watch)
             with writes_permitted_by(watch.check):
                 result = await step(session)

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Dict, List, Optional, Sequence
+from datetime import datetime
+from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Tuple
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClient
@@ -23,6 +25,7 @@ QUICK = {"retry_total": 0, "connection_timeout": 2, "read_timeout": 2}
 DESTINATION = "destination"
 ACTIVE_STEPS = "active/"
 STEP_STATE, STEP_RUNNING, STEP_ENDED = "step", "running", "ended"
+OPERATION_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 class OwnStorageError(ExportFailedError):
@@ -45,6 +48,11 @@ async def _bounded(jobs, limit: int = _WRITES_IN_FLIGHT) -> list:
 def work_container_name(prefix: str, operation_id: str) -> str:
     """The container holding one operation's working files: `<prefix>-<operation id>`."""
     return f"{prefix}-{operation_id}"
+
+
+def is_operation_id(text: str) -> bool:
+    """Whether `text` has the shape of an operation id: 32 lowercase hexadecimal digits."""
+    return OPERATION_ID.match(text) is not None
 
 
 class WorkStore:
@@ -156,6 +164,21 @@ class WorkStore:
             await self._container(operation_id).delete_container()
         except ResourceNotFoundError:
             pass
+
+    async def operations(self) -> AsyncIterator[Tuple[str, datetime]]:
+        """Each operation that has a work container, with the time the container was created (nothing changes a
+        container's own properties afterwards, so its last-modified time is its creation)."""
+        async for container in self._service.list_containers(name_starts_with=f"{self._prefix}-"):
+            operation_id = container.name[len(self._prefix) + 1:]
+            if is_operation_id(operation_id):
+                yield operation_id, container.last_modified
+
+    async def last_written(self, operation_id: str, created: datetime) -> Optional[datetime]:
+        """When the operation's working files were last written (`created` if it has none); None once it is gone."""
+        try:
+            return max([created] + [blob.last_modified async for blob in self._container(operation_id).list_blobs()])
+        except ResourceNotFoundError:
+            return None
 
     async def revoke(self, operation_id: str) -> None:
         """Delete the sealed destination, so no step can open the destination again."""

@@ -12,6 +12,7 @@ from azure.storage.blob.aio import BlobServiceClient
 from shared.cloud.storage_errors import error_code, is_client_error, status_text
 from shared.errors import InvalidRequestError
 from shared.identifiers import DicomIdentifier, parse_identifier
+from shared.partitions import DEFAULT_PARTITION, is_default_partition
 from shared.source.protocol import (
     VANISHED_STATUSES,
     InstanceContent,
@@ -20,15 +21,23 @@ from shared.source.protocol import (
     StoreRefusedError,
     unavailable_instance,
 )
+from shared.study_selection import StudySelection
 
 SOURCE_SAS_LIFETIME = timedelta(minutes=15)
 SOURCE_SAS_CLOCK_SKEW = timedelta(minutes=5)
 DELEGATION_KEY_LIFETIME = timedelta(hours=2)
+BLOB_QUERY_REFUSAL = ("A query selects studies by their attributes, which a DICOM store in a blob container does not "
+                      "index (app setting DICOM_STORE_TYPE blob).")
 
 
 def store_blob_name(instance: DicomIdentifier) -> str:
     """Where the store keeps an instance: `<study>/<series>/<sop>.dcm`."""
     return f"{instance.study}/{instance.series}/{instance.sop}.dcm"
+
+
+def partition_prefix(partition: str) -> str:
+    """What a partition's blob names start with: nothing for the default one, else `partitions/<partition>/`."""
+    return "" if is_default_partition(partition) else f"partitions/{partition}/"
 
 
 def instance_from_blob_name(name: str) -> Optional[DicomIdentifier]:
@@ -63,19 +72,34 @@ def _refusal(error: HttpResponseError) -> StoreRefusedError:
 
 
 class BlobDicomStore:
-    """A DicomStore backed by a blob container laid out as `<study>/<series>/<sop>.dcm`."""
+    """A DicomStore backed by a blob container laid out as `<study>/<series>/<sop>.dcm`, or for a partition other
+    than the default as `partitions/<partition>/<study>/<series>/<sop>.dcm`."""
 
-    def __init__(self, service: BlobServiceClient, container_name: str):
+    def __init__(self, service: BlobServiceClient, container_name: str, partition: str = DEFAULT_PARTITION):
         self._service = service
         self._container = service.get_container_client(container_name)
         self._delegation_key: Optional[UserDelegationKey] = None
+        self._prefix = partition_prefix(partition)
+
+    def _blob_name(self, instance: DicomIdentifier) -> str:
+        return self._prefix + store_blob_name(instance)
 
     async def list_instances(self, identifier: DicomIdentifier, continuation: Optional[str],
                              limit: int) -> InstancePage:
         """List by blob-name prefix; an instance identifier matches its exact blob name only."""
-        exact = store_blob_name(identifier) if identifier.level == "instance" else None
-        prefix = exact or f"{identifier}/"
-        pages = self._container.list_blobs(name_starts_with=prefix, results_per_page=limit) \
+        exact = self._blob_name(identifier) if identifier.level == "instance" else None
+        return await self._list(exact or f"{self._prefix}{identifier}/", exact, continuation, limit)
+
+    async def list_selected(self, selection: StudySelection, continuation: Optional[str],
+                            limit: int) -> InstancePage:
+        """Every instance of the partition, listed by name (the default partition's listing passes over the other
+        partitions' blobs, which do not have its layout); a query is refused, as the container keeps no index."""
+        if selection.filters:
+            raise StoreRefusedError(BLOB_QUERY_REFUSAL)
+        return await self._list(self._prefix, None, continuation, limit)
+
+    async def _list(self, prefix: str, exact: Optional[str], continuation: Optional[str], limit: int) -> InstancePage:
+        pages = self._container.list_blobs(name_starts_with=prefix or None, results_per_page=limit) \
             .by_page(continuation_token=continuation)
         instances: List[DicomIdentifier] = []
         sizes: List[Optional[int]] = []
@@ -83,7 +107,7 @@ class BlobDicomStore:
         try:
             async for page in pages:
                 async for blob in page:
-                    instance = instance_from_blob_name(blob.name)
+                    instance = instance_from_blob_name(blob.name[len(self._prefix):])
                     if instance is not None and (exact is None or blob.name == exact):
                         instances.append(instance)
                         sizes.append(blob.size)
@@ -103,7 +127,7 @@ class BlobDicomStore:
         that outlasted the SDK's retries (5xx, no answer) StoreReadError.
         """
         try:
-            downloader = await self._container.get_blob_client(store_blob_name(instance)).download_blob()
+            downloader = await self._container.get_blob_client(self._blob_name(instance)).download_blob()
         except HttpResponseError as error:
             if error.status_code in (401, 403):
                 raise _refusal(error) from error
@@ -115,17 +139,20 @@ class BlobDicomStore:
         return _BlobContent(downloader)
 
     async def source_url(self, instance: DicomIdentifier) -> Optional[str]:
-        """The blob's URL with a read-only SAS for this blob alone, valid for a few minutes.
+        """The blob's URL with a read-only SAS for this blob alone, valid for a few minutes; None (stream it) when
+        the store is reached with a SAS of its own.
 
-        The SAS is signed with the account key (connection string), is the connection string's own SAS, or is a
-        user delegation SAS when the store is reached with a managed identity.
+        The SAS is signed with the account key (connection string) or is a user delegation SAS (managed identity).
+        A store-wide SAS is never handed to a destination: it would let the destination's account read, or do
+        whatever else it allows, everywhere in the store.
         """
-        blob = self._container.get_blob_client(store_blob_name(instance))
-        if "?" in blob.url:
-            return blob.url
+        credential = self._service.credential
+        account_key = getattr(credential, "account_key", None)
+        if not account_key and not hasattr(credential, "get_token"):
+            return None
+        blob = self._container.get_blob_client(self._blob_name(instance))
         now = datetime.now(timezone.utc)
         signing: dict = {}
-        account_key = getattr(self._service.credential, "account_key", None)
         if account_key:
             signing["account_key"] = account_key
         else:

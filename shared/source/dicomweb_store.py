@@ -10,11 +10,14 @@ import aiohttp
 from azure.core.exceptions import ClientAuthenticationError
 
 from shared.identifiers import DicomIdentifier
+from shared.partitions import DEFAULT_PARTITION, is_default_partition
 from shared.settings import DicomWebSettings
 from shared.source.http_retry import RetryPolicy, retry_after_seconds
 from shared.source.multipart import FirstPartReader, MultipartError, multipart_boundary
 from shared.source.protocol import InstancePage, StoreReadError, StoreRefusedError, unavailable_instance
 from shared.source.qido_listing import SOP_UID, QidoAnswer, first_value, list_page
+from shared.source.qido_studies import list_selected_page
+from shared.study_selection import StudySelection
 
 QIDO_PAGE_LIMIT = 200
 WADO_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
@@ -78,8 +81,8 @@ class DicomWebStore:
     """A DicomStore read over DICOMweb with one pooled aiohttp session; `connect_store` makes one per process."""
 
     def __init__(self, settings: DicomWebSettings, credential: Any = None, retry: RetryPolicy = RetryPolicy(),
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
-        self.url = settings.url
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, partition: str = DEFAULT_PARTITION):
+        self.url = settings.url if is_default_partition(partition) else f"{settings.url}/partitions/{_uid(partition)}"
         self._settings, self._credential, self._retry, self._sleep = settings, credential, retry, sleep
         self._basic = {"Authorization": aiohttp.encode_basic_auth(settings.username, settings.password)} \
             if settings.auth == "basic" else {}
@@ -103,6 +106,12 @@ class DicomWebStore:
             exists = any(first_value(row, SOP_UID) == identifier.sop for row in found.rows)
             return InstancePage([identifier] if exists else [], None)
         return await list_page(self._search, identifier, continuation, limit, QIDO_PAGE_LIMIT)
+
+    async def list_selected(self, selection: StudySelection, continuation: Optional[str],
+                            limit: int) -> InstancePage:
+        """Up to `limit` instances of the studies a QIDO-RS `/studies` search with the selection's filters finds
+        (every study without filters), each listed and checked against its counts as `list_instances` does."""
+        return await list_selected_page(self._search, selection, continuation, limit, QIDO_PAGE_LIMIT)
 
     async def open_instance(self, instance: DicomIdentifier) -> _WadoContent:
         """Start a WADO-RS retrieve of the instance as stored; 404/410 and other 4xx raise InstanceUnavailableError."""
@@ -143,7 +152,9 @@ class DicomWebStore:
                 return QidoAnswer([])
             if refusable and response.status == 400:
                 return QidoAnswer([], refused=True)
-            response.raise_for_status()
+            if response.status >= 400:  # said without the query, whose values may be patient data
+                raise StoreReadError(f"The DICOMweb server {self.url} answered {response.status} {response.reason} "
+                                     "to a QIDO-RS search.")
             rows = await response.json(content_type=None) or []
             return QidoAnswer(rows, warns_of_limit(response.headers.getall("Warning", [])))
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import AsyncIterator, List, Optional, Protocol, Tuple
 
 from shared.identifiers import DicomIdentifier
+from shared.study_selection import StudySelection
 
 VANISHED_STATUSES = {404, 410, 412}
 NOT_FOUND_MESSAGES = {
@@ -80,6 +81,10 @@ class DicomStore(Protocol):
     async def list_instances(self, identifier: DicomIdentifier, continuation: Optional[str],
                              limit: int) -> InstancePage:
         """A page of at most `limit` instances named by `identifier`, starting at `continuation`."""
+
+    async def list_selected(self, selection: StudySelection, continuation: Optional[str],
+                            limit: int) -> InstancePage:
+        """A page of at most `limit` instances of the studies `selection` picks, starting at `continuation`."""
 
     async def open_instance(self, instance: DicomIdentifier) -> InstanceContent:
         """Open an instance for reading; raise InstanceUnavailableError when it is gone."""

@@ -94,10 +94,10 @@ class KeyedListing:
     one matching key that both the standard and Orthanc accept for splitting a listing (neither allows UID wildcards).
     """
 
-    def __init__(self, search: Search, path: str, key: str, number: Tuple[str, str], fields: Sequence[str],
+    def __init__(self, search: Search, path: str, key: str, number: Optional[Tuple[str, str]], fields: Sequence[str],
                  page: int):
         self._search, self._path, self._key, self._number, self._page = search, path, key, number, page
-        self._params = {"includefield": ",".join((number[0], *fields))}
+        self._params = {"includefield": ",".join([*(number[:1] if number else ()), *fields])}  # None: never narrowed
 
     async def read(self, offset: int, room: int, expected: Optional[int],
                    narrowed: Optional[Dict[str, str]] = None) -> _Reading:

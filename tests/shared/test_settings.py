@@ -10,12 +10,25 @@ from shared.settings import DicomWebSettings, ExportSettings, StoreSettings
 def test_defaults():
     settings = ExportSettings.from_environment({})
     assert (settings.batch_size, settings.batches_in_flight, settings.copies_per_batch) == (100, 4, 8)
+    assert (settings.batch_max_bytes, settings.detailed_logs) == (2 * 1024 ** 3, False)
     assert settings.sealing_key is None
+
+
+def test_batch_max_bytes_and_detailed_logs_are_read():
+    settings = ExportSettings.from_environment({"EXPORT_BATCH_MAX_BYTES": "1048576", "EXPORT_DETAILED_LOGS": " TRUE "})
+    assert (settings.batch_max_bytes, settings.detailed_logs) == (1048576, True)
+    assert ExportSettings.from_environment({"EXPORT_BATCH_MAX_BYTES": str(64 * 1024 ** 3),
+                                            "EXPORT_DETAILED_LOGS": "false"}).batch_max_bytes == 64 * 1024 ** 3
 
 
 @pytest.mark.parametrize("name,value,message", [
     ("EXPORT_BATCH_SIZE", "abc", "App setting EXPORT_BATCH_SIZE must be a whole number from 1 to 500, not 'abc'."),
     ("EXPORT_BATCHES_IN_FLIGHT", "0", "App setting EXPORT_BATCHES_IN_FLIGHT must be a whole number from 1 to 16, not '0'."),
+    ("EXPORT_BATCH_MAX_BYTES", "1048575", "App setting EXPORT_BATCH_MAX_BYTES must be a whole number from 1048576 "
+                                          "to 68719476736, not '1048575'."),
+    ("EXPORT_BATCH_MAX_BYTES", "2GiB", "App setting EXPORT_BATCH_MAX_BYTES must be a whole number from 1048576 "
+                                       "to 68719476736, not '2GiB'."),
+    ("EXPORT_DETAILED_LOGS", "yes", "App setting EXPORT_DETAILED_LOGS must be true or false, not 'yes'."),
     ("EXPORT_SEALING_KEY", base64.b64encode(b"short").decode(),
      "App setting EXPORT_SEALING_KEY must be 32 bytes encoded in base64."),
 ])

@@ -179,3 +179,20 @@ def test_help_lists_every_setting_it_reads(capsys):
                  "STOW-RS"]:
         assert line in help_text.splitlines()
     assert "local.settings.json beside function_app.py" in help_text
+
+
+def test_a_partition_loads_under_its_folder_and_a_bad_name_is_refused(tmp_path, azurite, store, no_settings_file,
+                                                                      capsys):
+    study, series, sop = new_uid(), new_uid(), new_uid()
+    (tmp_path / "one.dcm").write_bytes(make_instance(study, series, sop))
+    assert store_loader.main(["--partition", "research", str(tmp_path / "one.dcm")],
+                             settings_file=no_settings_file) == 0
+    assert store.download_blob(f"partitions/research/{study}/{series}/{sop}.dcm").readall() == \
+        (tmp_path / "one.dcm").read_bytes()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_status:
+        store_loader.main(["--partition", "a/b", str(tmp_path / "one.dcm")], settings_file=no_settings_file)
+    assert exit_status.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        "error: The partition name \"a/b\" is not valid: a partition name is 1 to 64 letters, digits, "
+        "'.', '-' and '_'.")

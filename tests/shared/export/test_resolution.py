@@ -2,9 +2,10 @@
 import uuid
 
 from shared.destination.error_log import ErrorLog, create_error_log
-from shared.export.payloads import Batching, ResolveRequest
-from shared.export.resolution import resolve_batches
+from shared.export.payloads import Batching, ResolveRequest, SourceInstance
+from shared.export.resolution import cut_batches, resolve_batches
 from shared.export.work_store import WorkStore
+from shared.identifiers import parse_identifier
 from shared.settings import StoreSettings, WorkSettings
 from shared.source.connect import connect_store
 from tests.dicom_samples import new_uid
@@ -120,3 +121,56 @@ def test_listings_run_eight_at_a_time_and_are_taken_in_order(loop, azurite, dest
     assert counter.finished == len(identifiers)  # each identifier listed once, none read ahead in vain
     assert [(line["identifier"], line["error"]) for line in error_lines(destination, operation_id)] == [
         (missing, "The specified study cannot be found.")]
+
+
+def _batch_shapes(stored):
+    """Each stored batch as the list of (sop, size) it holds."""
+    return [[(i.identifier.sop, i.size) for i in batch.instances()] for batch in stored]
+
+
+def test_batches_are_cut_by_listed_bytes_and_an_instance_over_the_bound_goes_alone(loop, azurite, destination, store):
+    study, series = new_uid(), new_uid()
+    sizes = [40, 30, 30, 1, 120, 10, 50, 50, 100]
+    sops = sorted(new_uid() for _ in sizes)  # listed in name order
+    for sop, size in zip(sops, sizes):
+        store.upload_blob(f"{study}/{series}/{sop}.dcm", b"D" * size)
+    calls, stored, _ = _resolve_all(loop, azurite, destination, [study], Batching(10, 1, 1, max_bytes=100))
+    listed = list(zip(sops, sizes))
+    # 40+30+30 reaches the bound exactly; 1 more would pass it; 120 alone; 10+50, then 50 would pass it; 50; 100 alone
+    assert _batch_shapes(stored) == [listed[0:3], listed[3:4], listed[4:5], listed[5:7], listed[7:8], listed[8:9]]
+    assert [(c.batches, c.instances) for c in calls] == [(6, 9)]
+
+
+def test_the_count_bound_still_cuts_batches_of_small_instances(loop, azurite, destination, store):
+    study, series = new_uid(), new_uid()
+    sops = sorted(new_uid() for _ in range(5))
+    for sop in sops:
+        store.upload_blob(f"{study}/{series}/{sop}.dcm", b"D" * 10)
+    _, stored, _ = _resolve_all(loop, azurite, destination, [study], Batching(2, 1, 1, max_bytes=1000))
+    assert _batch_shapes(stored) == [[(sops[0], 10), (sops[1], 10)], [(sops[2], 10), (sops[3], 10)], [(sops[4], 10)]]
+
+
+def test_an_instance_of_unknown_size_counts_as_an_even_share_of_the_bound(loop, azurite, destination, store):
+    study, series = new_uid(), new_uid()
+    named = [f"{study}/{series}/{new_uid()}" for _ in range(3)]
+    listed_study, listed_series = new_uid(), new_uid()
+    sops = sorted(new_uid() for _ in range(2))
+    for sop, size in zip(sops, (60, 10)):
+        store.upload_blob(f"{listed_study}/{listed_series}/{sop}.dcm", b"D" * size)
+    batching = Batching(4, 1, 1, max_bytes=100)
+    assert batching.unknown_size == 25
+    # named (size unknown: 25 each): 25+25+25 = 75, then 60 would pass 100; 60+10 = 70
+    _, stored, _ = _resolve_all(loop, azurite, destination, named + [listed_study], batching)
+    assert [[(str(i.identifier), i.size) for i in batch.instances()] for batch in stored] == [
+        [(named[0], None), (named[1], None), (named[2], None)],
+        [(f"{listed_study}/{listed_series}/{sops[0]}", 60), (f"{listed_study}/{listed_series}/{sops[1]}", 10)]]
+    # instances of unknown size alone are cut by count: 4 × (102 // 4 = 25) stays within 102
+    unknown = [SourceInstance(parse_identifier(f"{study}/{series}/{new_uid()}"), named=True) for _ in range(9)]
+    assert [len(batch) for batch in cut_batches(unknown, Batching(4, 1, 1, max_bytes=102))] == [4, 4, 1]
+
+
+def test_batching_carries_the_byte_bound_and_reads_older_checkpoints_without_it():
+    assert Batching(100, 4, 8, max_bytes=1024).to_dict() == {"batch_size": 100, "batches_in_flight": 4,
+                                                             "copies_per_batch": 8, "max_bytes": 1024}
+    assert Batching.from_dict({"batch_size": 100, "batches_in_flight": 4, "copies_per_batch": 8}) == Batching(
+        100, 4, 8, max_bytes=2 * 1024 ** 3)
