@@ -49,6 +49,7 @@ def test_end_export_starts_only_after_every_sibling_copy_has_finished(loop, host
     assert failures == [1, 2, 3, 4]
     assert sorted(events[:-1]) == ["copied batch 1", "copied batch 2"] and events[-1] == "end_export"
     assert (instance.runtime_status, state["status"], state["errors"]) == ("Failed", "failed", [INTERNAL_FAILURE])
+    assert (state["results"]["exported"], state["results"]["skipped"]) == (2, 0)  # the files that stay are counted
     written = sorted(b.name for b in destination.list_blobs(name_starts_with=f"{operation_id}/results/"))
     assert written == [f"{operation_id}/results/{study}/{series}/{sop}.dcm" for sop in sops[1:]]
     assert working_files(blob_service, operation_id) is None

@@ -53,3 +53,19 @@ def test_poison_instances_are_skipped_and_named_while_the_rest_arrive_byte_for_b
     assert sorted(entry["identifier"].rsplit("/", 1)[1] for entry in entries) == sorted(set(sops) - {failing, html, pdf})
     for sop in set(sops) - {failing, html, pdf}:
         assert destination.download_blob(f"{operation_id}/results/{study}/{series}/{sop}.dcm").readall() == stored[sop]
+
+
+def test_a_store_that_serves_nothing_is_an_outage_that_fails_the_export_saying_so(loop, host, azurite, orthanc,
+                                                                                destination, poisoned_orthanc):
+    study, series = new_uid(), new_uid()
+    for _ in range(12):
+        sop = new_uid()
+        orthanc.upload(make_instance(study, series, sop))
+    poisoned_orthanc.fail_next(10_000, 503, {"Retry-After": "0"}, method="GET", path_part="/instances/")
+
+    state = run_export(loop, host, export_body([study], container_settings(azurite, destination.container_name)))
+
+    assert (state["status"], state["results"]["exported"], state["results"]["skipped"]) == ("failed", 0, 0)
+    assert state["errors"][0].startswith("The DICOM store could not serve 10 instances in a row, each tried 2 times; "
+                                         "it looks unavailable (last: The DICOMweb server ")
+    assert error_lines(destination, state["operationId"]) == []  # an outage is not ten bad instances

@@ -12,10 +12,12 @@ from shared.destination.streamed_upload import IntegrityError, StoredFile
 from shared.export.instance_copier import InstanceCopier
 from shared.export.payloads import InstanceBatch, Progress, SourceInstance
 from shared.export.work_store import OperationRevokedError
-from shared.source.protocol import NOT_FOUND_MESSAGES, InstanceUnavailableError, StoreReadError
+from shared.source.protocol import (NOT_FOUND_MESSAGES, InstanceUnavailableError, StoreReadError,
+                                    StoreUnavailableError)
 
 INSTANCE_ATTEMPTS = 2
 RETRY_DELAY_SECONDS = 1.0
+OUTAGE_RUN = 10  # instances in a row the store could not serve, none served between: the store is down
 Reuse = Callable[[SourceInstance], Awaitable[Optional[StoredFile]]]
 
 
@@ -50,7 +52,8 @@ async def copy_batch(batch: InstanceBatch, copier: InstanceCopier, log: ErrorLog
     """Copy each instance to `<id>/results/...`; one the store cannot serve is logged and skipped, refusals propagate.
 
     An instance the store cannot read whole (a fault that outlasted the store's own retries, a body that is not
-    DICOM, a size or MD5 that does not match) is tried INSTANCE_ATTEMPTS times, then logged and skipped. An
+    DICOM, a size or MD5 that does not match) is tried INSTANCE_ATTEMPTS times, then logged and skipped; OUTAGE_RUN
+    such read faults in a row with nothing served between are an outage (StoreUnavailableError), not bad instances. An
     instance the caller named that the store does not have is logged as not found, as resolution would. `reuse`,
     given on a retried batch, returns what an earlier attempt already wrote so it is not copied again. Each copy
     starts once `admit()` says it may; once it says no (the operation was canceled), no further copy starts,
@@ -58,6 +61,7 @@ async def copy_batch(batch: InstanceBatch, copier: InstanceCopier, log: ErrorLog
     """
     semaphore = asyncio.Semaphore(copies_in_flight)
     lines: Dict[int, bytes] = {}
+    unserved_in_a_row = [0]
 
     async def copy_one(index: int, item: SourceInstance) -> Optional[bool]:
         async with semaphore:
@@ -73,8 +77,14 @@ async def copy_batch(batch: InstanceBatch, copier: InstanceCopier, log: ErrorLog
                     if attempt < INSTANCE_ATTEMPTS:
                         await asyncio.sleep(RETRY_DELAY_SECONDS * attempt)
                         continue
+                    unserved_in_a_row[0] += isinstance(error, StoreReadError)
+                    if unserved_in_a_row[0] >= OUTAGE_RUN:
+                        raise StoreUnavailableError(f"The DICOM store could not serve {OUTAGE_RUN} instances in a row, "
+                                                    f"each tried {INSTANCE_ATTEMPTS} times; it looks unavailable "
+                                                    f"(last: {error})") from error
                     log.add(str(item.identifier), f"{error} The copy was tried {INSTANCE_ATTEMPTS} times.")
                     return False
+                unserved_in_a_row[0] = 0
                 path = result_blob_name(copier.operation_id, item.identifier)
                 lines[index] = manifest_line(item.identifier, path, stored)
                 return True

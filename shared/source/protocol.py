@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import AsyncIterator, List, Optional, Protocol, Tuple
 
+from shared.errors import ExportFailedError
 from shared.identifiers import DicomIdentifier
 from shared.study_selection import StudySelection
 
@@ -21,6 +22,10 @@ class InstanceUnavailableError(Exception):
 
 class StoreReadError(Exception):
     """Reading an instance's bytes from the store failed part-way; the copy should be retried."""
+
+
+class StoreUnavailableError(ExportFailedError):
+    """The store failed to serve many instances in a row: an outage, not bad instances; the export fails if it lasts."""
 
 
 class StoreRefusedError(Exception):
