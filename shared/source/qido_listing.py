@@ -242,11 +242,13 @@ def _study_gap(study: Row, series: Narrowed) -> Optional[Tuple[int, str]]:
     note = f", {series.note}" if series.note else ""
     if total is not None and None not in counts:
         held = sum(c for c in counts if c is not None)
-        if held < total:
-            return total - held, (f"the DICOMweb server counts {total} instances in this study but {listed}, "
-                                  f"holding {held}{note}")
-    elif series_total is not None and len(series.rows) < series_total:
+        return (total - held, (f"the DICOMweb server counts {total} instances in this study but {listed}, "
+                               f"holding {held}{note}")) if held < total else None
+    if series_total is not None and len(series.rows) < series_total:
         return series_total - len(series.rows), f"at least this many: the DICOMweb server {listed}{note}"
+    if series.limited:  # no counts to say how many, but the server said its series listing was cut short
+        return series.limited, (f"at least this many: the DICOMweb server warned that its list of this study's "
+                                f"series was limited and does not count them{note}")
     return None
 
 

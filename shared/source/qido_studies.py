@@ -7,7 +7,14 @@ from typing import List, Optional
 
 from shared.identifiers import DicomIdentifier
 from shared.source.protocol import InstancePage, Shortfall, StoreRefusedError
-from shared.source.qido_listing import STUDY_INSTANCES, STUDY_UID, KeyedListing, Search, first_value, list_page
+from shared.source.qido_listing import (
+    STUDY_INSTANCES,
+    STUDY_UID,
+    KeyedListing,
+    Search,
+    first_value,
+    list_page,
+)
 from shared.study_selection import StudySelection
 
 
@@ -64,6 +71,9 @@ async def list_selected_page(search: Search, selection: StudySelection, continua
             if part.continuation is not None:
                 return InstancePage(instances, _Cursor(offset, uid, part.continuation).text(), tuple(shortfalls))
         if reading.ended:
+            if reading.limited:  # a Warning said more studies match, and no further offset brought them
+                shortfalls.append(Shortfall("studies", 1, "at least this many: the DICOMweb server warned that its "
+                                            "/studies search was limited, and no further page listed more"))
             return InstancePage(instances, None, tuple(shortfalls))
         offset = reading.offset
         if len(instances) >= limit:

@@ -7,9 +7,13 @@ import pydicom
 from shared.identifiers import DicomIdentifier
 from shared.settings import DicomWebSettings
 from shared.source.dicomweb_store import DicomWebStore
+from shared.source.protocol import Shortfall
 from shared.source.qido_studies import list_selected_page
 from shared.study_selection import StudySelection
 from tests.dicom_samples import make_instance, new_uid
+from tests.fault_proxy import EditingProxy
+
+STUDY_UID = "0020000D"
 
 
 def _with_patient(instance: DicomIdentifier, patient: str) -> bytes:
@@ -54,3 +58,32 @@ def test_small_pages_and_limits_list_every_selected_instance_exactly_once(loop, 
         finally:
             await store.close()
     loop.run_until_complete(check())
+
+
+def test_a_studies_search_the_server_says_was_limited_ends_with_a_stated_shortfall(loop, orthanc):
+    patient = f"P{new_uid()[-12:]}"
+    shown, hidden = DicomIdentifier(new_uid(), new_uid(), new_uid()), DicomIdentifier(new_uid(), new_uid(), new_uid())
+    for instance in (shown, hidden):
+        orthanc.upload(_with_patient(instance, patient))
+    proxy = loop.run_until_complete(EditingProxy(orthanc.url).start())
+
+    def hide_one_study(request, rows):
+        if not request.path.endswith("/studies"):
+            return rows, {}
+        kept = [row for row in rows if row.get(STUDY_UID, {}).get("Value") != [hidden.study]]
+        return kept, {"Warning": '299 orthanc: "The number of results exceeded the maximum allowed"'}
+    proxy.edit_json("/studies", hide_one_study)
+
+    async def list_once():
+        store = DicomWebStore(DicomWebSettings(f"{proxy.url}/dicom-web"))
+        try:
+            return await list_selected_page(store._search, StudySelection((("PatientID", patient),)), None, 100, 50)
+        finally:
+            await store.close()
+    try:
+        listed = loop.run_until_complete(list_once())
+    finally:
+        loop.run_until_complete(proxy.stop())
+    assert (listed.instances, listed.continuation) == ([shown], None)
+    assert listed.shortfalls == (Shortfall("studies", 1, "at least this many: the DICOMweb server warned that its "
+                                           "/studies search was limited, and no further page listed more"),)
