@@ -1,12 +1,17 @@
-"""Measures, in one run on one Azurite: (a) this service's export end to end, (b) a naive loop, (c) the copy limit.
+"""Measures in one run on one Azurite: (a) the service's export, (b) a naive loop, (c) the SDK copy limit, (d) raw HTTP.
 
 (a) POST → the real orchestrator and activities through the host stand-in the tests use → completed;
 (b) what a user would write first: download each instance and upload it, one at a time, with azure-storage-blob;
 (c) the fastest copy Azurite supports, bare: server-side Copy Blob From URL with asyncio, as many in flight as (a),
-    for every instance (its copies are then deleted, which frees no content: they share the source's).
+    for every instance (its copies are then deleted, which frees no content: they share the source's);
+(d) the raw HTTP limit: the same copy as one pre-signed request per instance (PUT with `x-ms-copy-source`, the
+    source and the destination container authorized by SAS signed before timing) on a bare aiohttp session, as many
+    in flight as (a).
+Python CPU per instance is this process's CPU time (`time.process_time()`) over a run ÷ instances; for (a) it
+includes the host stand-in and the orchestrator, which run in this process too.
 Instances are pydicom-made: one template file whose UIDs are rewritten in place (same lengths), padded to --size.
-The runs go (c), (b), (a), and nothing is deleted in between: Azurite's periodic collection of unreferenced content
-(every 10 min) stalls it for minutes when thousands of deleted blobs' content is waiting, so no run leaves any
+The runs go (d), (c), (b), (a), and nothing is deleted in between: Azurite's periodic collection of unreferenced
+content (every 10 min) stalls it for minutes when thousands of deleted blobs' content is waiting, so no run leaves any
 behind for a later one to pay for.
 
 Usage: .venv/bin/python -m bench.export_throughput [--instances N] [--size BYTES] [--series-per-study K]
@@ -24,11 +29,15 @@ import os
 import resource
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import List, Tuple
 
+import aiohttp
 import pydicom
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import (BlobSasPermissions, BlobServiceClient, ContainerSasPermissions, generate_blob_sas,
+                                generate_container_sas)
 from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
+from azure.storage.blob._shared.constants import X_MS_VERSION
 from pydicom.data import get_testdata_file
 
 from tests.azurite import Azurite
@@ -123,6 +132,43 @@ async def _bare_server_side_copy(connection_string: str, names: List[str], in_fl
         return elapsed
 
 
+async def _raw_http_copy(connection_string: str, names: List[str], in_flight: int) -> Tuple[float, float]:
+    """(d): one pre-signed Copy Blob From URL request per instance on a bare aiohttp session; (seconds, CPU seconds).
+
+    Every URL is signed before the clock starts, so the loop measures only sending requests and reading answers."""
+    service = BlobServiceClient.from_connection_string(connection_string)
+    target_name = f"raw-{uuid.uuid4().hex[:8]}"
+    target = service.get_container_client(target_name)
+    target.create_container()
+    key, account = service.credential.account_key, service.account_name
+    expiry = datetime.now(timezone.utc) + timedelta(hours=2)
+    target_sas = generate_container_sas(account, target_name, account_key=key, expiry=expiry,
+                                        permission=ContainerSasPermissions(write=True, create=True))
+    source = service.get_container_client("dicom")
+    requests = []
+    for name in names:
+        source_sas = generate_blob_sas(account, "dicom", name, account_key=key,
+                                       permission=BlobSasPermissions(read=True), expiry=expiry)
+        requests.append((f"{target.url}/results/{name}?{target_sas}&timeout=60",
+                         f"{source.url}/{name}?{source_sas}"))
+    semaphore = asyncio.Semaphore(in_flight)
+    connector = aiohttp.TCPConnector(limit=in_flight + 16, limit_per_host=in_flight + 16)
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+        async def copy(url: str, copy_source: str) -> None:
+            async with semaphore:
+                headers = {"x-ms-copy-source": copy_source, "x-ms-requires-sync": "true",
+                           "x-ms-version": X_MS_VERSION, "Content-Length": "0"}
+                async with session.put(url, headers=headers, allow_redirects=False) as response:
+                    await response.read()
+                    if response.status != 202:
+                        raise RuntimeError(f"raw copy answered {response.status}")
+        cpu, started = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(copy(url, copy_source) for url, copy_source in requests))
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    target.delete_container()
+    return elapsed, cpu
+
+
 async def service_export(host: DurableHost, azurite: Azurite, values: List[str]) -> tuple:
     """(a): POST the export of `values`, run it to its end through the host stand-in, read its final status."""
     body = export_body(values, {"connectionString": azurite.connection_string, "blobContainerName": "export"})
@@ -183,14 +229,19 @@ def main() -> None:
         host = loop.run_until_complete(DurableHost(app.get_functions()).start())
         every = [f"{s}/{se}/{sop}.dcm" for s, se, sop in instances]
         names = every[:args.baseline_limit]
+        raw, raw_cpu = loop.run_until_complete(_raw_http_copy(azurite.connection_string, every,
+                                                              settings.copies_in_flight))
+        print(f"(d) done in {raw:.1f} s", flush=True)
         bare = loop.run_until_complete(_bare_server_side_copy(azurite.connection_string, every,
                                                                settings.copies_in_flight))
         print(f"(c) done in {bare:.1f} s", flush=True)
         naive = _naive_copy(service, names)
         print(f"(b) done in {naive:.1f} s", flush=True)
         rss_before = peak_rss_mib()
+        cpu = time.process_time()
         elapsed, instance, status = loop.run_until_complete(service_export(
             host, azurite, studies if args.request == "studies" else ["/".join(i) for i in instances]))
+        cpu = time.process_time() - cpu
         rss_after = peak_rss_mib()
         print(f"(a) done in {elapsed:.1f} s", flush=True)
         size_mb = len(template) / 1e6
@@ -203,9 +254,14 @@ def main() -> None:
         print(_line(f"(a) service export, {args.request} named", args.instances, elapsed, size_mb)
               + f"  -> {status['status']}, exported {status['results']['exported']}, "
                 f"skipped {status['results']['skipped']}, percentComplete {status.get('percentComplete')}")
-        print(_line("(b) naive sequential loop", len(names), naive, size_mb) + "  (run second)")
-        print(_line("(c) bare server-side copy (limit)", len(every), bare, size_mb) + "  (run first)")
-        print(f"ratio (a)/(b): {rate / (len(names) / naive):.2f}   ratio (a)/(c): {rate / (len(every) / bare):.2f}")
+        print(_line("(b) naive sequential loop", len(names), naive, size_mb) + "  (run third)")
+        print(_line("(c) bare server-side copy (limit)", len(every), bare, size_mb) + "  (run after (d))")
+        print(_line("(d) raw HTTP copy (limit)", len(every), raw, size_mb) + "  (run before (c))")
+        print(f"ratio (a)/(b): {rate / (len(names) / naive):.2f}   ratio (a)/(c): {rate / (len(every) / bare):.2f}"
+              f"   ratio (a)/(d): {rate / (len(every) / raw):.2f}")
+        print(f"Python CPU per instance: (a) {1000 * cpu / args.instances:.2f} ms, (d) "
+              f"{1000 * raw_cpu / len(every):.2f} ms  (this process's CPU time ÷ instances; (a)'s includes the host "
+              "stand-in and the orchestrator, which run in this process)")
         print(f"copy mode settled: {(instance.output or {}).get('copyMode')}; generations "
               f"{instance.generations + 1}; longest history per generation {instance.longest_history} events; "
               f"orchestrator replay {instance.replay_seconds:.3f} s ({100 * instance.replay_seconds / elapsed:.2f}% "

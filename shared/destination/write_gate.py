@@ -34,10 +34,15 @@ def with_server_timeout(url: str, seconds: int) -> str:
     return f"{url[:given.start(2)]}{seconds}{url[given.end(2):]}"
 
 
-def gate_request(request: Any) -> None:
-    """The storage SDK's `raw_request_hook`, run before each attempt of each request (retries included)."""
+def check_write_permission() -> None:
+    """Apply the running step's check (it raises when the step may no longer write); run before every attempt."""
     check = _permission.get()
     if check is not None:
         check()
+
+
+def gate_request(request: Any) -> None:
+    """The storage SDK's `raw_request_hook`, run before each attempt of each request (retries included)."""
+    check_write_permission()
     http = request.http_request
     http.url = with_server_timeout(http.url, WRITE_TIMEOUT_SECONDS)

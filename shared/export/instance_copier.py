@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from typing import Dict, Optional, Tuple
 
@@ -12,12 +11,13 @@ from azure.storage.blob.aio import BlobClient, ContainerClient
 from shared.cloud.storage_errors import error_code, is_client_error, status_text
 from shared.destination.blob_destination import BlobDestination, result_blob_name
 from shared.destination.streamed_upload import IntegrityError, StoredFile, md5_base64, upload_stream
+from shared.export.copy_request import COPY_FROM_URL, PUT_FROM_URL, copy_requests
 from shared.export.payloads import SourceInstance
 from shared.identifiers import DicomIdentifier
 from shared.source.part10 import checked_part10
 from shared.source.protocol import DicomStore, StoreReadError
 
-AUTO, PUT_FROM_URL, COPY_FROM_URL, STREAM = "auto", "put-from-url", "copy-from-url", "stream"
+AUTO, STREAM = "auto", "stream"
 SERVER_SIDE_MODES = (PUT_FROM_URL, COPY_FROM_URL)
 PROBE_STRIKES = 3
 _UNSUPPORTED_CODES = {"APINotImplemented", "NotImplemented", "FeatureNotSupported", "UnsupportedHeader"}
@@ -87,7 +87,7 @@ class InstanceCopier:
             if self._strikes.get(mode, 0) >= PROBE_STRIKES:
                 continue
             try:
-                return mode, await self._server_side(mode, item, retry_total=0)
+                return mode, await self._server_side(mode, item, attempts=1)
             except _Unsupported:
                 self._strikes[mode] = PROBE_STRIKES
             except HttpResponseError as fault:  # a fault while probing: strike this mode, copy this one otherwise
@@ -121,24 +121,19 @@ class InstanceCopier:
             return await upload_stream(checked_part10(content.chunks()), self._blob_for(item.identifier),
                                        expected_size, expected_md5)
 
-    async def _server_side(self, mode: str, item: SourceInstance, **options) -> StoredFile:
+    async def _server_side(self, mode: str, item: SourceInstance, attempts: Optional[int] = None) -> StoredFile:
         url = await self._store.source_url(item.identifier)
         if url is None:
             raise _Unsupported()
-        blob = self._blob_for(item.identifier)
+        name = result_blob_name(self.operation_id, item.identifier)
         try:
-            if mode == PUT_FROM_URL:
-                md5 = {"source_content_md5": base64.b64decode(item.md5)} if item.md5 else {}
-                await blob.upload_blob_from_url(url, overwrite=True, **md5, **options)
-            else:
-                headers = {"x-ms-source-content-md5": item.md5} if item.md5 else {}
-                await blob.start_copy_from_url(url, requires_sync=True, headers=headers, **options)
+            await copy_requests(self._container).copy(name, url, mode, item.md5, attempts)
         except HttpResponseError as error:
             await self._classify(error)
         if item.size is not None and item.md5 is not None:
             return StoredFile(item.size, item.md5)
         async with self._destination.guard():  # named, so not listed: read what was written
-            properties = await blob.get_blob_properties()
+            properties = await self._container.get_blob_client(name).get_blob_properties()
         md5 = properties.content_settings.content_md5
         return StoredFile(properties.size, md5_base64(md5) if md5 else None)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 from datetime import datetime, timedelta, timezone
 from typing import AsyncIterator, List, Optional
+from urllib.parse import quote
 
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.storage.blob import BlobSasPermissions, UserDelegationKey, generate_blob_sas
@@ -23,6 +24,7 @@ from shared.source.protocol import (
 )
 from shared.study_selection import StudySelection
 
+_READ = BlobSasPermissions(read=True)
 SOURCE_SAS_LIFETIME = timedelta(minutes=15)
 SOURCE_SAS_CLOCK_SKEW = timedelta(minutes=5)
 DELEGATION_KEY_LIFETIME = timedelta(hours=2)
@@ -78,6 +80,7 @@ class BlobDicomStore:
     def __init__(self, service: BlobServiceClient, container_name: str, partition: str = DEFAULT_PARTITION):
         self._service = service
         self._container = service.get_container_client(container_name)
+        self._container_url = self._container.url.split("?", 1)[0].rstrip("/")
         self._delegation_key: Optional[UserDelegationKey] = None
         self._prefix = partition_prefix(partition)
 
@@ -150,17 +153,17 @@ class BlobDicomStore:
         account_key = getattr(credential, "account_key", None)
         if not account_key and not hasattr(credential, "get_token"):
             return None
-        blob = self._container.get_blob_client(self._blob_name(instance))
+        name = self._blob_name(instance)
         now = datetime.now(timezone.utc)
         signing: dict = {}
         if account_key:
             signing["account_key"] = account_key
         else:
             signing["user_delegation_key"] = await self._user_delegation_key(now)
-        sas = generate_blob_sas(blob.account_name, blob.container_name, blob.blob_name,
-                                permission=BlobSasPermissions(read=True), start=now - SOURCE_SAS_CLOCK_SKEW,
+        sas = generate_blob_sas(self._container.account_name, self._container.container_name, name,
+                                permission=_READ, start=now - SOURCE_SAS_CLOCK_SKEW,
                                 expiry=now + SOURCE_SAS_LIFETIME, **signing)
-        return f"{blob.url}?{sas}"
+        return f"{self._container_url}/{quote(name, safe='/~')}?{sas}"  # as BlobClient.url, without building one
 
     async def _user_delegation_key(self, now: datetime) -> UserDelegationKey:
         key = self._delegation_key

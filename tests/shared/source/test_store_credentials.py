@@ -9,6 +9,7 @@ from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_ac
 from shared.destination import blob_destination, write_gate
 from shared.destination.error_log import ErrorLog
 from shared.destination.validation import parse_destination
+from shared.export import copy_request
 from shared.export.batch_copy import copy_batch
 from shared.export.instance_copier import InstanceCopier
 from shared.settings import ExportSettings, StoreSettings
@@ -19,14 +20,20 @@ from tests.shared.export.test_instance_copier import ObservedStore, _assert_copi
 
 @pytest.fixture
 def destination_requests(monkeypatch):
-    """Every request sent to a destination from now on: (method, URL, headers), as the write gate sees it."""
+    """Every request sent to a destination from now on: (method, URL, headers), through the SDK or the copy path."""
     seen = []
 
     def recording_gate(request):
         write_gate.gate_request(request)
         http = request.http_request
         seen.append((http.method, http.url, dict(http.headers)))
+
+    async def recording_send(requests, url, headers):
+        seen.append(("PUT", url, dict(headers)))
+        return await send(requests, url, headers)
+    send = copy_request.CopyRequests._send
     monkeypatch.setattr(blob_destination, "gate_request", recording_gate)
+    monkeypatch.setattr(copy_request.CopyRequests, "_send", recording_send)
     return seen
 
 
