@@ -26,6 +26,7 @@ class _Fault:
     status: int = 0
     headers: Optional[Dict[str, str]] = None
     stall: float = 0.0
+    drop: bool = False
     body: str = "injected failure"
     header: Optional[str] = None
 
@@ -62,6 +63,10 @@ class FaultProxy:
         self._faults.extend(_Fault(method, path_part, status, dict(headers or {}), body=body, header=header)
                             for _ in range(count))
 
+    def drop_next(self, count: int, method: Optional[str] = None, header: Optional[str] = None) -> None:
+        """Close the connection of the next `count` matching requests without answering."""
+        self._faults.extend(_Fault(method, "", drop=True, header=header) for _ in range(count))
+
     def stall_next(self, count: int, seconds: float, method: Optional[str] = None, path_part: str = "") -> None:
         """Hold the next `count` matching requests for `seconds` before forwarding them (see the module's note)."""
         self._faults.extend(_Fault(method, path_part, stall=seconds) for _ in range(count))
@@ -87,6 +92,9 @@ class FaultProxy:
         fault = next((f for f in self._faults if f.matches(request)), None)
         if fault is not None:
             self._faults.remove(fault)
+            if fault.drop:  # the connection ends with no answer at all
+                request.transport.close()
+                raise ConnectionResetError("dropped by the fault proxy")
             if fault.status:
                 return web.Response(status=fault.status, headers=fault.headers, body=fault.body.encode())
             body = await request.read()

@@ -5,7 +5,8 @@ import asyncio
 import logging
 from typing import Dict, Optional, Tuple
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import (HttpResponseError, ResourceNotFoundError, ServiceRequestError,
+                                   ServiceResponseError)
 from azure.storage.blob.aio import BlobClient, ContainerClient
 
 from shared.cloud.storage_errors import error_code, is_client_error, status_text
@@ -90,7 +91,8 @@ class InstanceCopier:
                 return mode, await self._server_side(mode, item, attempts=1)
             except _Unsupported:
                 self._strikes[mode] = PROBE_STRIKES
-            except HttpResponseError as fault:  # a fault while probing: strike this mode, copy this one otherwise
+            except (HttpResponseError, ServiceRequestError, ServiceResponseError) as fault:  # a fault while probing,
+                # answered or not: strike this mode, copy this instance another way
                 self._strikes[mode] = self._strikes.get(mode, 0) + 1
                 logging.info("Export %s: probing %s failed with %s (%d of %d); trying the next copy mode.",
                              self.operation_id, mode, status_text(fault), self._strikes[mode], PROBE_STRIKES)

@@ -181,13 +181,17 @@ class _Through:
                                   f"BlobEndpoint={proxy_url}/{ACCOUNT};")
 
 
-@pytest.mark.parametrize("faults,settled,streamed", [(1, "copy-from-url", 1), (3, "stream", 4)])
+@pytest.mark.parametrize("faults,settled,streamed,dropped", [(1, "copy-from-url", 1, False), (3, "stream", 4, False),
+                                                             (2, "copy-from-url", 1, True)])
 def test_a_fault_while_probing_strikes_a_mode_and_three_rule_it_out(loop, azurite, store, destination, faults,
-                                                                     settled, streamed):
+                                                                     settled, streamed, dropped):
     proxy = loop.run_until_complete(FaultProxy(f"http://127.0.0.1:{azurite.port}").start())
     try:
         batch, instances, data = _stored(store, 4)
-        proxy.fail_next(faults, 500, method="PUT", header="x-ms-requires-sync")  # Copy Blob From URL only
+        if dropped:  # a connection that ends with no answer is a fault too, not a failed batch
+            proxy.drop_next(faults, method="PUT", header="x-ms-requires-sync")
+        else:
+            proxy.fail_next(faults, 500, method="PUT", header="x-ms-requires-sync")  # Copy Blob From URL only
         progress, mode, observed, operation_id = _copy(loop, azurite, _Through(proxy.url), destination.container_name,
                                                        batch, "auto", 1)
     finally:
