@@ -15,14 +15,17 @@ content (every 10 min) stalls it for minutes when thousands of deleted blobs' co
 behind for a later one to pay for.
 
 Usage: .venv/bin/python -m bench.export_throughput [--instances N] [--size BYTES] [--series-per-study K]
-           [--request studies|instances] [--baseline-limit M]
+           [--instances-per-series J]
+           [--request studies|instances] [--baseline-limit M] [--profile FILE]
   --request       what (a) names: the studies (default; resolved by listing) or every instance (no listing)
   --baseline-limit  (b) copies the first M instances when N is larger (default 5,000)
+  --profile       write a cProfile of (a) to FILE (read it with `python -m pstats FILE`)
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import io
 import json
 import os
@@ -207,8 +210,10 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=2000)
     parser.add_argument("--size", type=int, default=512 * 1024)
     parser.add_argument("--series-per-study", type=int, default=4)
+    parser.add_argument("--instances-per-series", type=int, default=10)
     parser.add_argument("--request", choices=("studies", "instances"), default="studies")
     parser.add_argument("--baseline-limit", type=int, default=5000)
+    parser.add_argument("--profile", metavar="FILE", help="write a cProfile of (a) to FILE (pstats format)")
     args = parser.parse_args()
     azurite = Azurite().start()
     try:
@@ -217,7 +222,7 @@ def main() -> None:
         from shared.settings import ExportSettings
         settings = ExportSettings.from_environment()
         template, placeholders = instance_template(args.size)
-        studies, instances = study_layout(args.instances, args.series_per_study)
+        studies, instances = study_layout(args.instances, args.series_per_study, args.instances_per_series)
         loop = asyncio.new_event_loop()
         started = time.perf_counter()
         loop.run_until_complete(seed_store(azurite.connection_string, instances, template, placeholders))
@@ -229,8 +234,10 @@ def main() -> None:
         host = loop.run_until_complete(DurableHost(app.get_functions()).start())
         every = [f"{s}/{se}/{sop}.dcm" for s, se, sop in instances]
         names = every[:args.baseline_limit]
+        server_cpu = azurite.cpu_seconds()
         raw, raw_cpu = loop.run_until_complete(_raw_http_copy(azurite.connection_string, every,
                                                               settings.copies_in_flight))
+        raw_server_cpu = azurite.cpu_seconds() - server_cpu
         print(f"(d) done in {raw:.1f} s", flush=True)
         bare = loop.run_until_complete(_bare_server_side_copy(azurite.connection_string, every,
                                                                settings.copies_in_flight))
@@ -238,16 +245,24 @@ def main() -> None:
         naive = _naive_copy(service, names)
         print(f"(b) done in {naive:.1f} s", flush=True)
         rss_before = peak_rss_mib()
+        server_cpu = azurite.cpu_seconds()
+        profiler = cProfile.Profile() if args.profile else None
         cpu = time.process_time()
+        if profiler:
+            profiler.enable()
         elapsed, instance, status = loop.run_until_complete(service_export(
             host, azurite, studies if args.request == "studies" else ["/".join(i) for i in instances]))
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
         cpu = time.process_time() - cpu
+        service_server_cpu = azurite.cpu_seconds() - server_cpu
         rss_after = peak_rss_mib()
         print(f"(a) done in {elapsed:.1f} s", flush=True)
         size_mb = len(template) / 1e6
         rate = args.instances / elapsed
         print(f"{args.instances} instances of {len(template)} bytes (pydicom-made) in {len(studies)} studies of "
-              f"{args.series_per_study} series; seeded in {seeded:.1f} s")
+              f"{args.series_per_study} series of {args.instances_per_series}; seeded in {seeded:.1f} s")
         print(f"settings: batch {settings.batch_size}, batches in flight {settings.batches_in_flight}, copies per "
               f"batch {settings.copies_per_batch} ({settings.copies_in_flight} copies in flight), "
               f"copy mode {settings.copy_mode}")
@@ -262,6 +277,8 @@ def main() -> None:
         print(f"Python CPU per instance: (a) {1000 * cpu / args.instances:.2f} ms, (d) "
               f"{1000 * raw_cpu / len(every):.2f} ms  (this process's CPU time ÷ instances; (a)'s includes the host "
               "stand-in and the orchestrator, which run in this process)")
+        print(f"Azurite CPU per instance: (a) {1000 * service_server_cpu / args.instances:.2f} ms, (d) "
+              f"{1000 * raw_server_cpu / len(every):.2f} ms  (the storage server's own work: on one core, its limit)")
         print(f"copy mode settled: {(instance.output or {}).get('copyMode')}; generations "
               f"{instance.generations + 1}; longest history per generation {instance.longest_history} events; "
               f"orchestrator replay {instance.replay_seconds:.3f} s ({100 * instance.replay_seconds / elapsed:.2f}% "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import ipaddress
 import shutil
 import socket
@@ -114,6 +115,11 @@ class Azurite:
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError("Azurite did not start within 30 s")
+
+    def cpu_seconds(self) -> float:
+        """The CPU time (user + system) the Azurite process has used so far, from /proc (Linux)."""
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         """Stop the process (its in-memory data goes with it)."""

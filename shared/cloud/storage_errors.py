@@ -1,7 +1,10 @@
 """How the service reads Azure Storage errors: their code, their status in words, and which are the caller's."""
 from __future__ import annotations
 
-from azure.core.exceptions import HttpResponseError
+from typing import Any
+
+from azure.core.exceptions import (ClientAuthenticationError, HttpResponseError, ResourceExistsError,
+                                   ResourceNotFoundError)
 
 TRANSIENT_CLIENT_STATUSES = {408, 429}
 
@@ -24,3 +27,25 @@ def is_client_error(error: BaseException) -> bool:
         return False
     status = error.status_code or 0
     return 400 <= status < 500 and status not in TRANSIENT_CLIENT_STATUSES
+
+
+class _Answer:
+    """The parts of an HTTP answer an HttpResponseError's readers use (status, reason, headers)."""
+
+    def __init__(self, status: int, reason: str, headers: Any):
+        self.status_code, self.reason, self.headers = status, reason, headers
+
+    def text(self) -> str:
+        """No body text: storage errors are read from their headers."""
+        return ""
+
+
+def response_error(status: int, reason: str, headers: Any) -> HttpResponseError:
+    """The SDK's exception for a storage error answer, with `status_code`, `error_code` and `response.headers`."""
+    code = headers.get("x-ms-error-code", "")
+    kind = {401: ClientAuthenticationError, 403: ClientAuthenticationError, 404: ResourceNotFoundError,
+            409: ResourceExistsError}.get(status, HttpResponseError)
+    error = kind(message=f"Azure Storage answered {status} {code}".strip())
+    error.status_code, error.reason, error.error_code = status, reason, code
+    error.response = _Answer(status, reason, headers)
+    return error

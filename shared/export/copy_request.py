@@ -18,16 +18,16 @@ import hmac
 import time
 import weakref
 from email.utils import formatdate
-from typing import Any, Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple
 from urllib.parse import quote, urlsplit
 
 import aiohttp
-from azure.core.exceptions import (ClientAuthenticationError, HttpResponseError, ResourceExistsError,
-                                   ResourceNotFoundError, ServiceRequestError, ServiceResponseError)
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.storage.blob._shared.constants import X_MS_VERSION
 from azure.storage.blob.aio import ContainerClient
 
 from shared.cloud.clients import connection_pool
+from shared.cloud.storage_errors import response_error
 from shared.destination import write_gate
 from shared.destination.blob_destination import without_query
 from shared.source.http_retry import RetryPolicy, retry_after_seconds
@@ -43,28 +43,6 @@ TOKEN_RENEW_SECONDS = 300
 CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=20, sock_read=write_gate.WRITE_TIMEOUT_SECONDS + 30)
 _NO_CONTENT_TYPE = ("Content-Type",)  # aiohttp would add one to a PUT; it is signed, and the SDK sends none
 _by_container: "weakref.WeakKeyDictionary[ContainerClient, CopyRequests]" = weakref.WeakKeyDictionary()
-
-
-class _Answer:
-    """The parts of an HTTP answer an HttpResponseError's readers use (status, reason, headers)."""
-
-    def __init__(self, status: int, reason: str, headers: Any):
-        self.status_code, self.reason, self.headers = status, reason, headers
-
-    def text(self) -> str:
-        """No body text: storage errors are read from their headers."""
-        return ""
-
-
-def response_error(status: int, reason: str, headers: Any) -> HttpResponseError:
-    """The SDK's exception for a storage error answer, with `status_code`, `error_code` and `response.headers`."""
-    code = headers.get("x-ms-error-code", "")
-    kind = {401: ClientAuthenticationError, 403: ClientAuthenticationError, 404: ResourceNotFoundError,
-            409: ResourceExistsError}.get(status, HttpResponseError)
-    error = kind(message=f"Copy from URL answered {status} {code}".strip())
-    error.status_code, error.reason, error.error_code = status, reason, code
-    error.response = _Answer(status, reason, headers)
-    return error
 
 
 class CopyRequests:

@@ -1,6 +1,7 @@
 """One copy activity's work: a stored batch copied once, its manifest block staged, its outcome recorded."""
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from shared.destination.manifest import stage_manifest_block
@@ -18,11 +19,13 @@ async def copy_stored_batch(job: CopyRequest, session: ExportSession) -> BatchOu
     earlier attempt's: the outcome is recorded only after the manifest block is staged and errors.log appended.
     """
     work, operation_id, index = session.work, job.operation_id, job.batch_index
-    finished = await work.load_batch_outcome(operation_id, index)
+    # Three reads at once, not one after another: a finished attempt's outcome makes the other two moot (its
+    # `started` marker already exists), and every copy starts only once all three have answered.
+    finished, retried, batch = await asyncio.gather(work.load_batch_outcome(operation_id, index),
+                                                    work.start_batch(operation_id, index),
+                                                    work.load_batch(operation_id, index))
     if finished is not None:
         return BatchOutcome.from_dict(finished)
-    retried = await work.start_batch(operation_id, index)
-    batch = await work.load_batch(operation_id, index)
     copier = InstanceCopier(session.store, session.destination, session.container, operation_id, job.copy_mode)
     copied = await copy_batch(batch, copier, session.log, job.copies_in_flight, admit=session.watch.admit,
                               reuse=copier.already_copied if retried else None)
@@ -30,8 +33,8 @@ async def copy_stored_batch(job: CopyRequest, session: ExportSession) -> BatchOu
         for line in copied.manifest_lines:
             detail.info("Export %s batch %d copied %s", operation_id, index, line.decode().strip())
     async with session.destination.guard():
-        await stage_manifest_block(session.container, operation_id, index, copied.manifest_lines)
-        await session.log.flush()
+        await asyncio.gather(stage_manifest_block(session.container, operation_id, index, copied.manifest_lines),
+                             session.log.flush())
     outcome = BatchOutcome(copied.progress.exported, copied.progress.skipped, copier.mode)
     await work.save_batch_outcome(operation_id, index, outcome.to_dict())
     return outcome

@@ -104,13 +104,15 @@ def _listed(page: InstancePage) -> List[SourceInstance]:
 
 async def resolve_batches(request: ResolveRequest, store: DicomStore, work: WorkStore, log: ErrorLog) -> ResolvedBatches:
     """Resolve identifiers from `request.position` into about four waves of stored batches (4 × batches in flight
-    × batch size instances, cut by count and bytes, see `cut_batches`); log identifiers matching nothing.
+    × batch size instances, cut by count and bytes, see `cut_batches`; one wave for the export's first call, which
+    nothing is copied beside); log identifiers matching nothing.
 
     Instance identifiers become instances at once (the copy reports one the store lacks). Studies and series are
     listed whole pages at a time, up to 8 listings in flight, at most 200 listing calls per call; a study cut short
     is carried on in the returned cursor.
     """
-    capacity = request.batching.batch_size * request.batching.batches_in_flight * WAVES_PER_RESOLUTION
+    waves = 1 if request.first_batch == 0 else WAVES_PER_RESOLUTION  # the first copies wait for the first slice
+    capacity = request.batching.batch_size * request.batching.batches_in_flight * waves
     texts = await work.load_identifiers(request.operation_id, request.position,
                                         min(capacity, request.identifier_count - request.position))
     identifiers = [parse_export_entry(text) for text in texts]

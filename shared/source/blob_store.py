@@ -14,6 +14,7 @@ from shared.cloud.storage_errors import error_code, is_client_error, status_text
 from shared.errors import InvalidRequestError
 from shared.identifiers import DicomIdentifier, parse_identifier
 from shared.partitions import DEFAULT_PARTITION, is_default_partition
+from shared.source.blob_listing import list_blob_page
 from shared.source.protocol import (
     VANISHED_STATUSES,
     InstanceContent,
@@ -102,26 +103,22 @@ class BlobDicomStore:
         return await self._list(self._prefix, None, continuation, limit)
 
     async def _list(self, prefix: str, exact: Optional[str], continuation: Optional[str], limit: int) -> InstancePage:
-        pages = self._container.list_blobs(name_starts_with=prefix or None, results_per_page=limit) \
-            .by_page(continuation_token=continuation)
-        instances: List[DicomIdentifier] = []
-        sizes: List[Optional[int]] = []
-        md5s: List[Optional[str]] = []
         try:
-            async for page in pages:
-                async for blob in page:
-                    instance = instance_from_blob_name(blob.name[len(self._prefix):])
-                    if instance is not None and (exact is None or blob.name == exact):
-                        instances.append(instance)
-                        sizes.append(blob.size)
-                        md5 = blob.content_settings.content_md5
-                        md5s.append(base64.b64encode(md5).decode() if md5 else None)
-                break
+            page = await list_blob_page(self._container, prefix or None, continuation, limit)
         except HttpResponseError as error:
             if error.status_code in (401, 403):
                 raise _refusal(error) from error
             raise
-        return InstancePage(instances, pages.continuation_token or None, sizes=sizes, md5s=md5s)
+        instances: List[DicomIdentifier] = []
+        sizes: List[Optional[int]] = []
+        md5s: List[Optional[str]] = []
+        for blob in page.blobs:
+            instance = instance_from_blob_name(blob.name[len(self._prefix):])
+            if instance is not None and (exact is None or blob.name == exact):
+                instances.append(instance)
+                sizes.append(blob.size)
+                md5s.append(blob.md5)
+        return InstancePage(instances, page.next_marker, sizes=sizes, md5s=md5s)
 
     async def open_instance(self, instance: DicomIdentifier) -> InstanceContent:
         """Start downloading the instance's blob.

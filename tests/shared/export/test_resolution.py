@@ -59,7 +59,8 @@ def test_instance_identifiers_become_named_instances_without_listing(loop, azuri
     study, series = new_uid(), new_uid()
     named = [f"{study}/{series}/{new_uid()}" for _ in range(3)]
     calls, stored, operation_id = _resolve_all(loop, azurite, destination, named, Batching(2, 1, 1))
-    assert [(c.batches, c.instances, c.position, c.skipped) for c in calls] == [(2, 3, 3, 0)]
+    # the export's first call resolves one wave (2 × 1 instances), so that copying starts sooner; later ones four
+    assert [(c.batches, c.instances, c.position, c.skipped) for c in calls] == [(1, 2, 2, 0), (1, 1, 3, 0)]
     assert [[(str(i.identifier), i.named) for i in b.instances()] for b in stored] == [
         [(named[0], True), (named[1], True)], [(named[2], True)]]
     assert error_lines(destination, operation_id) == []
@@ -113,9 +114,10 @@ def test_listings_run_eight_at_a_time_and_are_taken_in_order(loop, azurite, dest
         counter._store = real
         return counter
     calls, stored, operation_id = _resolve_all(loop, azurite, destination, identifiers, Batching(2, 1, 1), watch)
-    # capacity 2 × 1 × 4 = 8 instances and so at most 8 identifiers per call; the first call's sixth matches nothing
+    # capacity 2 × 1 × 1 = 2 instances in the first call, then 2 × 1 × 4 = 8 and so at most 8 identifiers per call;
+    # the second call's fourth matches nothing
     assert [(c.batches, c.instances, c.position, c.skipped) for c in calls] == [
-        (4, 7, 8, 1), (4, 8, 16, 0), (3, 5, 21, 0)]
+        (1, 2, 2, 0), (4, 7, 10, 1), (4, 8, 18, 0), (2, 3, 21, 0)]
     assert [str(i.identifier).split("/")[0] for b in stored for i in b.instances()] == studies
     assert counter.most_in_flight == 8
     assert counter.finished == len(identifiers)  # each identifier listed once, none read ahead in vain
