@@ -55,7 +55,9 @@ def test_cancel_mid_run_terminates_and_schedules_nothing_more(loop, host, azurit
     assert (answer.status_code, answer.mimetype, answer.headers.get("Location")) == (200, "application/json", None)
     assert (body["operationId"], body["type"], body["status"]) == (operation_id, "export", "canceled")
     assert body["results"]["exported"] == 0 and "errors" not in body
-    assert started == ["resolve_batches", "copy_batch"]  # nothing was scheduled after the running copy
+    # the first generation resolves one wave (one instance); the second resolves on beside the first copy, during
+    # which the cancel comes: nothing was scheduled after it
+    assert started == ["resolve_batches", "resolve_batches", "copy_batch"]
     assert (instance.runtime_status, instance.generations) == ("Terminated", 1)
     assert _results(destination, operation_id) == []  # the copy began after the cancel was acknowledged: refused
     assert working_files(blob_service, operation_id) is None
@@ -80,7 +82,7 @@ def test_cancel_between_generations_stops_before_the_next_wave(loop, host, azuri
 
     host.before_activity = cancel_at_second_copy
     instance = loop.run_until_complete(host.run(operation_id))
-    assert started == ["resolve_batches", "copy_batch", "copy_batch"]
+    assert started == ["resolve_batches", "resolve_batches", "copy_batch", "copy_batch"]  # one wave resolved first
     assert (instance.runtime_status, instance.generations) == ("Terminated", 2)
     _, state, _ = get_operation(loop, host, operation_id)
     assert (state["status"], state["results"]["exported"]) == ("canceled", 1)
