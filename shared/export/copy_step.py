@@ -19,11 +19,10 @@ async def copy_stored_batch(job: CopyRequest, session: ExportSession) -> BatchOu
     earlier attempt's: the outcome is recorded only after the manifest block is staged and errors.log appended.
     """
     work, operation_id, index = session.work, job.operation_id, job.batch_index
-    # Three reads at once, not one after another: a finished attempt's outcome makes the other two moot (its
-    # `started` marker already exists), and every copy starts only once all three have answered.
-    finished, retried, batch = await asyncio.gather(work.load_batch_outcome(operation_id, index),
-                                                    work.start_batch(operation_id, index),
-                                                    work.load_batch(operation_id, index))
+    # The `started` marker and the batch at once; only a retried attempt (the marker was there) asks whether an
+    # earlier one finished: a finished attempt's outcome makes the batch moot.
+    retried, batch = await asyncio.gather(work.start_batch(operation_id, index), work.load_batch(operation_id, index))
+    finished = await work.load_batch_outcome(operation_id, index) if retried else None
     if finished is not None:
         return BatchOutcome.from_dict(finished)
     copier = InstanceCopier(session.store, session.destination, session.container, operation_id, job.copy_mode)
