@@ -16,6 +16,7 @@ from tests.azurite import Azurite
 from tests.dicom_samples import make_instance
 from tests.durable_episodes import host_json_activity_limit
 from tests.durable_host import DEFAULT_RETRY_INTERVAL_SCALE, DurableHost
+from tests.fault_proxy import FaultProxy
 from tests.orthanc import Orthanc, orthanc_missing
 
 SEALING_KEY = base64.b64encode(bytes(range(32))).decode()
@@ -137,6 +138,15 @@ def put_instance(store):
         store.upload_blob(f"{study}/{series}/{sop}.dcm", data, overwrite=True)
         return data
     return put
+
+
+@pytest.fixture
+def proxy(loop, azurite):
+    """A fault-injecting proxy in front of the session's Azurite (a test module may define one in front of another
+    server under the same name)."""
+    server = loop.run_until_complete(FaultProxy(f"http://127.0.0.1:{azurite.port}").start())
+    yield server
+    loop.run_until_complete(server.stop())
 
 
 @pytest.fixture(scope="session")

@@ -10,15 +10,6 @@ from shared.export import step_watch
 from tests.azurite import ACCOUNT, KEY
 from tests.dicom_samples import new_uid
 from tests.export_client import export_body, post_export, working_files
-from tests.fault_proxy import FaultProxy
-
-
-@pytest.fixture
-def proxy(loop, azurite):
-    """A fault-injecting proxy in front of the session's Azurite, through which the export writes."""
-    server = loop.run_until_complete(FaultProxy(f"http://127.0.0.1:{azurite.port}").start())
-    yield server
-    loop.run_until_complete(server.stop())
 
 
 @pytest.fixture

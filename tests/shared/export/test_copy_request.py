@@ -16,17 +16,8 @@ from shared.settings import StoreSettings
 from shared.source.connect import connect_store
 from shared.source.http_retry import RetryPolicy
 from tests.azurite import ACCOUNT, KEY
-from tests.fault_proxy import FaultProxy
 
 QUICK = RetryPolicy(attempts=4, first_delay=0.01, longest_delay=5.0)
-
-
-@pytest.fixture
-def proxy(loop, azurite):
-    """A fault-injecting proxy in front of the session's Azurite."""
-    server = loop.run_until_complete(FaultProxy(f"http://127.0.0.1:{azurite.port}").start())
-    yield server
-    loop.run_until_complete(server.stop())
 
 
 def _container(proxy):

@@ -15,7 +15,6 @@ from shared.export.work_store import OperationRevokedError, WorkStore
 from shared.settings import WorkSettings
 from tests.azurite import ACCOUNT, KEY
 from tests.export_client import working_files
-from tests.fault_proxy import FaultProxy
 
 
 @pytest.fixture
@@ -27,14 +26,6 @@ def short_lease(monkeypatch):
     monkeypatch.setattr(step_watch, "STALL_LIMIT_SECONDS", 30.0)
     monkeypatch.setattr(step_watch, "CLOCK_MARGIN_SECONDS", 0.2)
     monkeypatch.setattr(write_gate, "WRITE_TIMEOUT_SECONDS", 1)
-
-
-@pytest.fixture
-def proxy(loop, azurite):
-    """A fault-injecting proxy in front of the session's Azurite."""
-    server = loop.run_until_complete(FaultProxy(f"http://127.0.0.1:{azurite.port}").start())
-    yield server
-    loop.run_until_complete(server.stop())
 
 
 def _connection_string(endpoint: str) -> str:

@@ -14,15 +14,6 @@ from shared.source.blob_listing import ListedBlob, list_blob_page, parse_listing
 from shared.source.connect import connect_store
 from shared.source.protocol import StoreRefusedError
 from tests.azurite import ACCOUNT, KEY
-from tests.fault_proxy import FaultProxy
-
-
-@pytest.fixture
-def proxy(loop, azurite):
-    """A fault-injecting proxy in front of the session's Azurite."""
-    server = loop.run_until_complete(FaultProxy(f"http://127.0.0.1:{azurite.port}").start())
-    yield server
-    loop.run_until_complete(server.stop())
 
 
 def _storage_error(code: str) -> dict:
