@@ -1,0 +1,29 @@
+"""The private attributes kept with the Retain Safe Private Option: a small, partial list from PS3.15 Table E.3.10-1.
+
+Only MR diffusion attributes whose entry in Table E.3.10-1 we are confident of are listed, each kept only in MR
+instances and only under its private creator; every other private attribute is removed, as without the option.
+The list is deliberately partial: an attribute missing here is removed, which retains less, never more.
+"""
+from __future__ import annotations
+
+from typing import FrozenSet, Optional, Tuple
+
+# (private creator, group, element offset within the creator's block)
+SAFE_PRIVATE: FrozenSet[Tuple[str, int, int]] = frozenset({
+    ("SIEMENS MR HEADER", 0x0019, 0x0C),       # B_value
+    ("SIEMENS MR HEADER", 0x0019, 0x0D),       # DiffusionDirectionality
+    ("SIEMENS MR HEADER", 0x0019, 0x0E),       # DiffusionGradientDirection
+    ("SIEMENS MR HEADER", 0x0019, 0x27),       # B_matrix
+    ("GEMS_PARM_01", 0x0043, 0x39),            # slop_int_6..9: diffusion b-value and related
+    ("Philips Imaging DD 001", 0x2001, 0x03),  # Diffusion B-Factor
+    ("Philips Imaging DD 001", 0x2001, 0x04),  # Diffusion Direction
+})
+SAFE_MODALITIES = ("MR",)
+
+
+def is_safe(creator: Optional[str], tag: int, modality: Optional[str]) -> bool:
+    """Whether the private data element `tag` (gggg,xxee) under `creator` is on the list for this modality."""
+    if creator is None or modality not in SAFE_MODALITIES:
+        return False
+    group, element = tag >> 16, tag & 0xFFFF
+    return (creator.strip(), group, element & 0xFF) in SAFE_PRIVATE and element >= 0x1000
