@@ -33,7 +33,7 @@ import resource
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import aiohttp
 import pydicom
@@ -172,9 +172,11 @@ async def _raw_http_copy(connection_string: str, names: List[str], in_flight: in
     return elapsed, cpu
 
 
-async def service_export(host: DurableHost, azurite: Azurite, values: List[str]) -> tuple:
-    """(a): POST the export of `values`, run it to its end through the host stand-in, read its final status."""
-    body = export_body(values, {"connectionString": azurite.connection_string, "blobContainerName": "export"})
+async def service_export(host: DurableHost, azurite: Azurite, values: List[str], extra: Optional[dict] = None) -> tuple:
+    """(a): POST the export of `values` (with `extra` body fields), run it to its end through the host stand-in, read
+    its final status."""
+    body = {**export_body(values, {"connectionString": azurite.connection_string, "blobContainerName": "export"}),
+            **(extra or {})}
     started = time.perf_counter()
     response = await host.request("POST", "/v2/export", json.dumps(body).encode(), {"Content-Type": "application/json"})
     operation_id = json.loads(response.get_body())["id"]

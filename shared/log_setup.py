@@ -10,6 +10,7 @@ from shared.settings import detailed_logs_requested
 
 SDK_LOGGER = "azure"  # azure-core logs every request at INFO (azure.core.pipeline.policies.http_logging_policy)
 DETAIL_LOGGER = "dicom_export.detail"
+PYDICOM_LOGGER = "pydicom"  # its warnings about an instance quote the instance's values
 
 # Lines that name DICOM instances (UIDs) go here: they reach the host only with EXPORT_DETAILED_LOGS=true.
 detail = logging.getLogger(DETAIL_LOGGER)
@@ -18,8 +19,8 @@ detail = logging.getLogger(DETAIL_LOGGER)
 def configure_logging(env: Mapping[str, str] = os.environ) -> bool:
     """Set the Azure SDK's and the detail loggers' levels from EXPORT_DETAILED_LOGS; return whether detail is on.
 
-    Off (the default): both log WARNING and above only. On: both log INFO, so every SDK request and every instance
-    is logged. A malformed value is logged as an error and leaves detail off (every export then answers 500 naming
+    Off (the default): both log WARNING and above only, and pydicom (which quotes values) ERROR and above. On: both
+    log INFO, so every SDK request and every instance is logged, and pydicom WARNING. A malformed value is logged as an error and leaves detail off (every export then answers 500 naming
     the setting).
     """
     try:
@@ -30,4 +31,5 @@ def configure_logging(env: Mapping[str, str] = os.environ) -> bool:
     level = logging.INFO if detailed else logging.WARNING
     logging.getLogger(SDK_LOGGER).setLevel(level)
     detail.setLevel(level)
+    logging.getLogger(PYDICOM_LOGGER).setLevel(logging.WARNING if detailed else logging.ERROR)
     return detailed

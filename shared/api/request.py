@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from shared.allowlist import DEFAULT_ALLOWLIST, DestinationAllowlist
+from shared.deid.options import DeidOptions
 from shared.destination.blob_destination import BlobDestination
 from shared.destination.validation import parse_destination
 from shared.errors import InvalidRequestError, quote_value
@@ -16,7 +17,7 @@ from shared.study_selection import StudySelection, parse_filters
 
 SOURCE_TYPES = ("identifiers", "query")
 DESTINATION_TYPES = ("azureBlob",)
-_BODY_NAMES = ("source", "destination")
+_BODY_NAMES = ("source", "destination", "deidentify")
 _SECTION_NAMES = ("type", "settings")
 _SOURCE_SHAPES = {"identifiers": "{\"type\": \"identifiers\", \"settings\": {\"values\": [...]}}",
                   "query": "{\"type\": \"query\", \"settings\": {\"filters\": {...}}}"}
@@ -31,6 +32,7 @@ class ExportRequest:
     destination: BlobDestination
     selection: Optional[StudySelection] = None
     partition: str = DEFAULT_PARTITION
+    deidentify: Optional[DeidOptions] = None
 
     @property
     def source_kind(self) -> str:
@@ -127,7 +129,8 @@ def parse_export_request(body: bytes, allowlist: DestinationAllowlist = DEFAULT_
     """Validate the route's partition and an export request body; raise InvalidRequestError naming the first field
     and value at fault. A body without `source` exports every study of the partition.
 
-    The destination's host must pass `allowlist` (EXPORT_ALLOWED_DESTINATION_HOSTS).
+    The destination's host must pass `allowlist` (EXPORT_ALLOWED_DESTINATION_HOSTS). `deidentify`, when given, is
+    an object of PS3.15 Annex E options (`{}` for the Basic Profile alone).
     """
     partition = parse_partition(partition)
     document = _load_json(body)
@@ -137,7 +140,9 @@ def parse_export_request(body: bytes, allowlist: DestinationAllowlist = DEFAULT_
     document = RequestObject(document)
     identifiers, selection = _source(document)
     _, settings = _typed_section(document, "destination", DESTINATION_TYPES, {"azureBlob": _DESTINATION_SHAPE})
-    return ExportRequest(identifiers, parse_destination(settings, allowlist), selection, partition)
+    deidentify = document.get("deidentify")
+    return ExportRequest(identifiers, parse_destination(settings, allowlist), selection, partition,
+                         None if deidentify is None else DeidOptions.parse(deidentify))
 
 
 def parse_dry_run(value: Optional[str]) -> bool:

@@ -7,6 +7,7 @@ from azure.storage.blob.aio import ExponentialRetry
 from shared.api.request import ExportRequest
 from shared.destination.blob_destination import BlobDestination, DestinationRefusedError, DestinationUnavailableError
 from shared.destination.error_log import create_error_log, probe_error_log
+from shared.deid.deidentification import require_key
 from shared.destination.sealing import seal
 from shared.errors import InvalidRequestError
 from shared.export.checkpoint import ExportCheckpoint
@@ -26,9 +27,11 @@ def _not_taking_writes(destination: BlobDestination, error: BaseException) -> st
 
 
 def check_export(request: ExportRequest, settings: ExportSettings) -> NotifySettings:
-    """What a start checks before it connects anywhere: the sealing key, the identity for destinations, a store that
-    can answer a query, and the completion event's settings (returned)."""
+    """What a start checks before it connects anywhere: the sealing key (and the de-identification key when asked),
+    the identity for destinations, a store that can answer a query, and the completion event's settings (returned)."""
     settings.require_sealing_key()
+    if request.deidentify is not None:
+        require_key()
     if request.destination.use_managed_identity and not settings.identity_client_id:
         raise InvalidRequestError(
             f"{the_field('destination.settings.useManagedIdentity')} cannot be true: this service has no identity "
@@ -86,6 +89,7 @@ async def prepare_export(request: ExportRequest, operation_id: str, settings: Ex
                           settings.batch_max_bytes),
         copy_mode=settings.copy_mode,
         partition=request.partition,
+        deidentify=None if request.deidentify is None else request.deidentify.to_dict(),
         notify=notify.url is not None,
         service_url=service_url,
     )

@@ -5,6 +5,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Dict, Iterable, List, Optional
 
+from shared.deid.refusal import NotDeidentifiableError
 from shared.destination.blob_destination import result_blob_name
 from shared.destination.error_log import ErrorLog
 from shared.destination.manifest import manifest_line
@@ -54,7 +55,8 @@ async def copy_batch(batch: InstanceBatch, copier: InstanceCopier, log: ErrorLog
     An instance the store cannot read whole (a fault that outlasted the store's own retries, a body that is not
     DICOM, a size or MD5 that does not match) is tried INSTANCE_ATTEMPTS times, then logged and skipped; OUTAGE_RUN
     such read faults in a row with nothing served between are an outage (StoreUnavailableError), not bad instances. An
-    instance the caller named that the store does not have is logged as not found, as resolution would. `reuse`,
+    instance the caller named that the store does not have is logged as not found, as resolution would, and one that
+    cannot be de-identified is logged at once; lines and manifest name the instance as exported. `reuse`,
     given on a retried batch, returns what an earlier attempt already wrote so it is not copied again. Each copy
     starts once `admit()` says it may; once it says no (the operation was canceled), no further copy starts,
     copies in flight finish, and OperationRevokedError is raised.
@@ -68,10 +70,15 @@ async def copy_batch(batch: InstanceBatch, copier: InstanceCopier, log: ErrorLog
             for attempt in range(1, INSTANCE_ATTEMPTS + 1):
                 if not await admit():
                     return None
+                exported_as = copier.exported_as(item.identifier)
                 try:
                     stored = (await reuse(item) if reuse else None) or await copier.copy(item)
-                except InstanceUnavailableError as error:
-                    log.add(str(item.identifier), NOT_FOUND_MESSAGES["instance"] if item.named else str(error))
+                except InstanceUnavailableError as error:  # a named one not found is echoed as the caller sent it
+                    log.add(str(item.identifier) if item.named else str(exported_as),
+                            NOT_FOUND_MESSAGES["instance"] if item.named else str(error))
+                    return False
+                except NotDeidentifiableError as error:  # the same on every attempt: not tried again
+                    log.add(str(exported_as), str(error))
                     return False
                 except (StoreReadError, IntegrityError) as error:
                     if attempt < INSTANCE_ATTEMPTS:
@@ -82,11 +89,11 @@ async def copy_batch(batch: InstanceBatch, copier: InstanceCopier, log: ErrorLog
                         raise StoreUnavailableError(f"The DICOM store could not serve {OUTAGE_RUN} instances in a row, "
                                                     f"each tried {INSTANCE_ATTEMPTS} times; it looks unavailable "
                                                     f"(last: {error})") from error
-                    log.add(str(item.identifier), f"{error} The copy was tried {INSTANCE_ATTEMPTS} times.")
+                    log.add(str(exported_as), f"{error} The copy was tried {INSTANCE_ATTEMPTS} times.")
                     return False
                 unserved_in_a_row[0] = 0
-                path = result_blob_name(copier.operation_id, item.identifier)
-                lines[index] = manifest_line(item.identifier, path, stored)
+                path = result_blob_name(copier.operation_id, exported_as)
+                lines[index] = manifest_line(exported_as, path, stored)
                 return True
         return False
 

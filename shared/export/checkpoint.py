@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from shared.export.payloads import (
     Batching,
@@ -28,6 +28,7 @@ class ExportCheckpoint(Payload):
     batching: Batching
     copy_mode: str = "auto"
     partition: str = DEFAULT_PARTITION
+    deidentify: Optional[Dict[str, Any]] = None  # the DeidOptions, when the export de-identifies
     notify: bool = False
     service_url: str = ""
     position: int = 0
@@ -67,7 +68,7 @@ class ExportCheckpoint(Payload):
     def resolve_request(self) -> ResolveRequest:
         """The next resolution step's request."""
         return ResolveRequest(self.operation_id, self.position, self.continuation, self.identifier_count,
-                              self.batches_resolved, self.batching, self.partition)
+                              self.batches_resolved, self.batching, self.partition, self.deidentify)
 
     def batches_to_copy(self) -> range:
         """The stored batches this generation copies: up to `batches_in_flight` of them."""
@@ -77,7 +78,7 @@ class ExportCheckpoint(Payload):
     def copy_request(self, batch_index: int) -> CopyRequest:
         """The copy request for one stored batch of this export."""
         return CopyRequest(self.operation_id, batch_index, self.batching.copies_per_batch, self.copy_mode,
-                           self.partition)
+                           self.partition, self.deidentify)
 
     def advance(self, resolved: Optional[ResolvedBatches], outcomes: Sequence[BatchOutcome]) -> "ExportCheckpoint":
         """The checkpoint after one generation resolved `resolved` (if it resolved) and copied `outcomes`."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from shared.deid.deidentification import Deidentification
 from shared.destination.manifest import stage_manifest_block
 from shared.export.batch_copy import copy_batch
 from shared.export.instance_copier import InstanceCopier
@@ -25,7 +26,8 @@ async def copy_stored_batch(job: CopyRequest, session: ExportSession) -> BatchOu
     finished = await work.load_batch_outcome(operation_id, index) if retried else None
     if finished is not None:
         return BatchOutcome.from_dict(finished)
-    copier = InstanceCopier(session.store, session.destination, session.container, operation_id, job.copy_mode)
+    copier = InstanceCopier(session.store, session.destination, session.container, operation_id, job.copy_mode,
+                            Deidentification.of_export(job.deidentify))
     copied = await copy_batch(batch, copier, session.log, job.copies_in_flight, admit=session.watch.admit,
                               reuse=copier.already_copied if retried else None)
     if detail.isEnabledFor(logging.INFO):  # a manifest line names the instance, its path, size and MD5

@@ -11,6 +11,7 @@ from azure.storage.blob.aio import BlobClient, ContainerClient
 
 from shared.cloud.storage_errors import error_code, is_client_error, status_text
 from shared.destination.blob_destination import BlobDestination, result_blob_name
+from shared.deid.deidentification import Deidentification
 from shared.destination.streamed_upload import IntegrityError, StoredFile, md5_base64, upload_stream
 from shared.export.copy_request import COPY_FROM_URL, PUT_FROM_URL, copy_requests
 from shared.export.payloads import SourceInstance
@@ -53,20 +54,26 @@ class InstanceCopier:
     """
 
     def __init__(self, store: DicomStore, destination: BlobDestination, container: ContainerClient,
-                 operation_id: str, mode: str):
+                 operation_id: str, mode: str, deidentification: Optional[Deidentification] = None):
         self._store = store
         self._destination = destination
         self._container = container
         self.operation_id = operation_id
-        self.mode = mode
+        self.mode = STREAM if deidentification else mode  # a de-identified file is written, never copied as is
+        self._deidentification = deidentification
         self._probing = asyncio.Lock()
         self._strikes: Dict[str, int] = {}
+
+    def exported_as(self, instance: DicomIdentifier) -> DicomIdentifier:
+        """The identifier an instance is exported under: its own, or its pseudonym when the export de-identifies."""
+        return self._deidentification.exported_as(instance) if self._deidentification else instance
 
     async def copy(self, item: SourceInstance) -> StoredFile:
         """Copy one instance and say what was written.
 
         Raises InstanceUnavailableError when the store has lost it, StoreReadError or IntegrityError when this
-        attempt could not read it whole, DestinationRefusedError when the destination refuses writes.
+        attempt could not read it whole, NotDeidentifiableError when it cannot be de-identified,
+        DestinationRefusedError when the destination refuses writes.
         """
         if self.mode == AUTO:
             async with self._probing:
@@ -113,15 +120,18 @@ class InstanceCopier:
         return StoredFile(properties.size, md5_base64(md5) if md5 else item.md5)
 
     def _blob_for(self, instance: DicomIdentifier) -> BlobClient:
-        return self._container.get_blob_client(result_blob_name(self.operation_id, instance))
+        return self._container.get_blob_client(result_blob_name(self.operation_id, self.exported_as(instance)))
 
     async def _stream(self, item: SourceInstance) -> StoredFile:
         content = await self._store.open_instance(item.identifier)
+        chunks = checked_part10(content.chunks())
+        if self._deidentification:  # its bytes differ from the source's: checked against their own MD5 only
+            async with self._destination.guard():
+                return await upload_stream(self._deidentification.chunks(chunks), self._blob_for(item.identifier))
         expected_size = item.size if item.size is not None else content.size
         expected_md5 = item.md5 or content.md5
         async with self._destination.guard():
-            return await upload_stream(checked_part10(content.chunks()), self._blob_for(item.identifier),
-                                       expected_size, expected_md5)
+            return await upload_stream(chunks, self._blob_for(item.identifier), expected_size, expected_md5)
 
     async def _server_side(self, mode: str, item: SourceInstance, attempts: Optional[int] = None) -> StoredFile:
         url = await self._store.source_url(item.identifier)

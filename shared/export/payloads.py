@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 from shared.identifiers import DicomIdentifier
 from shared.partitions import DEFAULT_PARTITION
@@ -113,6 +113,7 @@ class ResolveRequest(Payload):
     first_batch: int
     batching: Batching
     partition: str = DEFAULT_PARTITION
+    deidentify: Optional[Dict[str, Any]] = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ class CopyRequest(Payload):
     copies_in_flight: int
     copy_mode: str
     partition: str = DEFAULT_PARTITION
+    deidentify: Optional[Dict[str, Any]] = None
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 from typing import Dict, List, Optional, Sequence, Union
 
+from shared.deid.deidentification import Deidentification
 from shared.destination.error_log import ErrorLog
 from shared.export.payloads import (
     Batching,
@@ -14,7 +15,7 @@ from shared.export.payloads import (
     SourceInstance,
 )
 from shared.export.work_store import WorkStore
-from shared.identifiers import DicomIdentifier
+from shared.identifiers import DicomIdentifier, parse_identifier
 from shared.source.protocol import NOT_FOUND_MESSAGES, DicomStore, InstancePage
 from shared.study_selection import StudySelection, parse_export_entry
 
@@ -105,7 +106,7 @@ def _listed(page: InstancePage) -> List[SourceInstance]:
 async def resolve_batches(request: ResolveRequest, store: DicomStore, work: WorkStore, log: ErrorLog) -> ResolvedBatches:
     """Resolve identifiers from `request.position` into about four waves of stored batches (4 × batches in flight
     × batch size instances, cut by count and bytes, see `cut_batches`; one wave for the export's first call, which
-    nothing is copied beside); log identifiers matching nothing.
+    nothing is copied beside); log identifiers matching nothing (as the caller sent them).
 
     Instance identifiers become instances at once (the copy reports one the store lacks). Studies and series are
     listed whole pages at a time, up to 8 listings in flight, at most 200 listing calls per call; a study cut short
@@ -113,6 +114,8 @@ async def resolve_batches(request: ResolveRequest, store: DicomStore, work: Work
     """
     waves = 1 if request.first_batch == 0 else WAVES_PER_RESOLUTION  # the first copies wait for the first slice
     capacity = request.batching.batch_size * request.batching.batches_in_flight * waves
+    deidentification = Deidentification.of_export(request.deidentify)  # shortfalls name series by their pseudonyms
+    shown = (lambda text: str(deidentification.exported_as(parse_identifier(text)))) if deidentification else str
     texts = await work.load_identifiers(request.operation_id, request.position,
                                         min(capacity, request.identifier_count - request.position))
     identifiers = [parse_export_entry(text) for text in texts]
@@ -134,7 +137,7 @@ async def resolve_batches(request: ResolveRequest, store: DicomStore, work: Work
             while True:
                 found.extend(_listed(page))
                 for shortfall in page.shortfalls:
-                    log.add(shortfall.identifier, shortfall.message())
+                    log.add(shown(shortfall.identifier), shortfall.message())
                     skipped += shortfall.missing
                 matched = matched or bool(page.instances) or bool(page.shortfalls)
                 if page.continuation is None or len(found) >= capacity or not listings.can_list():

@@ -50,7 +50,8 @@ def test_a_generation_resolves_and_copies_at_most_batches_in_flight():
     assert first.batches_to_copy() == range(0, 3)
     assert first.resolve_request().to_dict() == {
         "operation_id": "ab" * 16, "position": 6, "continuation": {"token": "marker", "found": True},
-        "identifier_count": 10, "first_batch": 5, "batching": BATCHING.to_dict(), "partition": "Microsoft.Default"}
+        "identifier_count": 10, "first_batch": 5, "batching": BATCHING.to_dict(), "partition": "Microsoft.Default",
+        "deidentify": None}
     second = first.advance(ResolvedBatches(1, 1, 10, None, 0),
                            [BatchOutcome(2, 0, "copy-from-url"), BatchOutcome(1, 1, "auto"), BatchOutcome(2, 0)])
     assert (second.batches_copied, second.instances_copied, second.copy_mode) == (3, 6, "copy-from-url")
