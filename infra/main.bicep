@@ -17,6 +17,10 @@ param location string
 @description('EXPORT_SEALING_KEY: 32 random bytes in base64, for example the output of python3 -c "import base64, os; print(base64.b64encode(os.urandom(32)).decode())". Stored in Key Vault only.')
 param exportSealingKey string
 
+@secure()
+@description('EXPORT_DEID_KEY, optional: the secret (at least 16 bytes; 32 random bytes in base64 recommended, made like exportSealingKey) keying the pseudonyms of de-identified exports. Keep it for the deployment\'s life: a new value changes every pseudonym. Empty: no secret and no setting; de-identified exports are refused. Stored in Key Vault only.')
+param exportDeidKey string = ''
+
 @description('Where the DICOM files are read from: blob (a container in a storage account this template creates) or dicomweb (a DICOMweb server, such as Azure\'s DICOM service).')
 @allowed([
   'blob'
@@ -152,6 +156,7 @@ module keyVault 'modules/key-vault.bicep' = {
     location: location
     tags: tags
     sealingKey: exportSealingKey
+    deidKey: exportDeidKey
     appPrincipalId: identity.outputs.principalId
   }
 }
@@ -191,6 +196,7 @@ module functionApp 'modules/function-app.bicep' = {
     dicomwebUrl: dicomwebUrl
     dicomwebScope: dicomwebScope
     sealingKeySecretUri: keyVault.outputs.sealingKeySecretUri
+    deidKeySecretUri: keyVault.outputs.deidKeySecretUri
     allowedDestinationHosts: allowedDestinationHosts
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     durableTaskSchedulerEndpoint: useDurableTaskScheduler ? scheduler.outputs.endpoint : ''
@@ -214,6 +220,8 @@ output AZURE_DESTINATION_IDENTITY_CLIENT_ID string = destinationIdentity.outputs
 output AZURE_DESTINATION_IDENTITY_PRINCIPAL_ID string = destinationIdentity.outputs.principalId
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output EXPORT_SEALING_KEY_SECRET_URI string = keyVault.outputs.sealingKeySecretUri
+// Empty when no de-identification key was given.
+output EXPORT_DEID_KEY_SECRET_URI string = keyVault.outputs.deidKeySecretUri
 // Named like the app settings, so that `azd env get-values` gives tools.store_loader the store (with your az login).
 output DICOM_STORE__blobServiceUri string = (dicomStoreType == 'blob') ? dicomStore.outputs.blobEndpoint : ''
 output DICOM_STORE_CONTAINER string = dicomStoreContainerName

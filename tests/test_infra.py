@@ -184,13 +184,32 @@ def _call_name(call: ast.Call) -> Optional[str]:
     return call.func.attr if isinstance(call.func, ast.Attribute) else None
 
 
+def _module_constants(trees: List[ast.Module]) -> Dict[str, Set[str]]:
+    """Name → the texts of module-level `NAME = "text"` assignments across `trees` (a constant may be imported)."""
+    constants: Dict[str, Set[str]] = {}
+    for tree in trees:
+        for statement in tree.body:
+            if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+                target, value = statement.targets[0], statement.value
+            elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+                target, value = statement.target, statement.value
+            else:
+                continue
+            if isinstance(target, ast.Name) and isinstance(value, ast.Constant) and isinstance(value.value, str):
+                constants.setdefault(target.id, set()).add(value.value)
+    return constants
+
+
 def settings_read_by_code(sources: List[Path] = RUNTIME_SOURCES) -> Set[str]:
-    """Every app setting name `sources` read, names held by parameters expanded through the calls of their function."""
+    """Every app setting name `sources` read: names held by module-level constants resolved (env.get(KEY_SETTING)),
+    names held by parameters expanded through the calls of their function."""
     names: Set[str] = set()
     templates = []  # (function, parameter, prefix, suffix, where)
     calls: Dict[str, List[ast.Call]] = {}
-    for source in sources:
-        tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+    parsed_sources = [(source, ast.parse(source.read_text(encoding="utf-8"), filename=str(source)))
+                      for source in sources]
+    constants = _module_constants([tree for _, tree in parsed_sources])
+    for source, tree in parsed_sources:
         parents = {child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and _call_name(node):
@@ -202,18 +221,27 @@ def settings_read_by_code(sources: List[Path] = RUNTIME_SOURCES) -> Set[str]:
             if isinstance(key, ast.Constant) and isinstance(key.value, str):
                 names.add(key.value)
                 continue
-            # A name held by a parameter, alone (env[name]) or in an f-string (env[f"{name}__clientId"]).
+            # A name held by a module-level constant or by a parameter, alone (env[name]) or in an f-string
+            # (env[f"{name}__clientId"]).
             parts = key.values if isinstance(key, ast.JoinedStr) else [ast.FormattedValue(value=key)]
             holes = [i for i, part in enumerate(parts) if isinstance(part, ast.FormattedValue)]
             assert len(holes) == 1 and isinstance(parts[holes[0]].value, ast.Name), \
                 f"{where}: cannot tell which app setting this reads: {ast.unparse(key)}"
+            hole = parts[holes[0]].value.id
+            text = [part.value if isinstance(part, ast.Constant) else "" for part in parts]
+            prefix, suffix = "".join(text[:holes[0]]), "".join(text[holes[0] + 1:])
             function = node
             while not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Module)):
                 function = parents[function]
+            parameters = [] if isinstance(function, ast.Module) else [
+                a.arg for a in function.args.posonlyargs + function.args.args + function.args.kwonlyargs]
+            if hole not in parameters and hole in constants:
+                assert len(constants[hole]) == 1, \
+                    f"{where}: {hole} holds different texts in different modules: {sorted(constants[hole])}"
+                names.add(f"{prefix}{next(iter(constants[hole]))}{suffix}")
+                continue
             assert not isinstance(function, ast.Module), f"{where}: cannot tell which app setting this reads"
-            text = [part.value if isinstance(part, ast.Constant) else "" for part in parts]
-            templates.append((function, parts[holes[0]].value.id, "".join(text[:holes[0]]),
-                              "".join(text[holes[0] + 1:]), where))
+            templates.append((function, hole, prefix, suffix, where))
     for function, parameter, prefix, suffix, where in templates:
         positions = [a.arg for a in function.args.args]
         assert parameter in positions, f"{where}: the setting name comes from {parameter}, not a parameter of " \
@@ -303,7 +331,8 @@ def test_checkov_finds_no_failed_policy_and_every_skip_states_its_reason():
 def test_settings_scan_sees_reads_through_helpers_and_formatted_names():
     read = settings_read_by_code()
     assert {"EXPORT_SEALING_KEY", "EXPORT_BATCH_SIZE", "DICOMWEB_URL", "DICOM_STORE", "DICOM_STORE__blobServiceUri",
-            "DICOM_STORE__clientId", "AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__clientId"} <= read
+            "DICOM_STORE__clientId", "AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__clientId",
+            "EXPORT_DEID_KEY"} <= read  # the last through a constant imported from another module (KEY_SETTING)
 
 
 def test_settings_scan_finds_a_new_setting_whichever_way_the_code_reads_it(tmp_path):
@@ -324,6 +353,25 @@ def test_settings_scan_finds_a_new_setting_whichever_way_the_code_reads_it(tmp_p
         "        return cls._account(env, 'A_ACCOUNT')\n", encoding="utf-8")
     assert settings_read_by_code([module]) == {"A_GET", "A_INDEX", "A_OS", "A_GETENV", "A_HELPER",
                                                "A_ACCOUNT__blobServiceUri"}
+
+
+def test_settings_scan_resolves_names_held_by_module_constants_but_not_parameters_shadowing_them(tmp_path):
+    names = tmp_path / "names.py"
+    names.write_text("KEY_SETTING = 'A_CONSTANT'\nPREFIX: str = 'A_PREFIX'\nNOT_A_NAME = 3\n", encoding="utf-8")
+    reader = tmp_path / "reader.py"
+    reader.write_text(
+        "import os\n"
+        "from names import KEY_SETTING, PREFIX\n"
+        "MODULE_LEVEL = os.environ.get(KEY_SETTING)\n"
+        "def read(env=os.environ):\n"
+        "    return env.get(KEY_SETTING), os.getenv(f'{PREFIX}__clientId'), _text(env, 'A_SHADOWED')\n"
+        "def _text(env, KEY_SETTING):\n"
+        "    return env.get(KEY_SETTING)\n", encoding="utf-8")
+    assert settings_read_by_code([names, reader]) == {"A_CONSTANT", "A_PREFIX__clientId", "A_SHADOWED"}
+    ambiguous = tmp_path / "other_names.py"
+    ambiguous.write_text("KEY_SETTING = 'ANOTHER'\n", encoding="utf-8")
+    with pytest.raises(AssertionError, match="KEY_SETTING holds different texts in different modules"):
+        settings_read_by_code([names, ambiguous, reader])
 
 
 def test_template_sets_every_setting_the_code_reads_or_the_docs_call_it_optional(trees):
@@ -364,6 +412,94 @@ def test_host_storage_is_reached_by_identity_and_the_sealing_key_through_key_vau
     assert {"type": "secure"} in main["decorators"] and main["default"] is None
     (_, _, vault), = _resources(trees, "Microsoft.KeyVault/vaults")
     assert _config(vault)["properties"]["enableRbacAuthorization"] is True
+
+
+def _mentions(node: Any, name: str) -> bool:
+    """Whether a pycep expression uses the symbol `name` (alone, inside a call or operator, or interpolated)."""
+    if isinstance(node, str):
+        return node == name or f"${{{name}}}" in node
+    if isinstance(node, dict):
+        return any(_mentions(value, name) for value in node.values())
+    if isinstance(node, list):
+        return any(_mentions(item, name) for item in node)
+    return False
+
+
+def _is_not_empty(condition: Any, name: str) -> bool:
+    """Whether a pycep condition is exactly `!empty(name)`."""
+    return condition == {"operator": {"type": "not", "operands": {
+        "bool_value": {"function": {"type": "empty", "parameters": {"item_to_test": name}}}}}}
+
+
+def _exposes(node: Any, name: str, variables: Dict[str, Any], seen: Tuple[str, ...] = ()) -> bool:
+    """Whether a pycep expression can carry the value of `name`, through variables too; `empty(name)` carries only
+    whether it is empty, which is not the value."""
+    if isinstance(node, dict) and node.get("function", {}).get("type") == "empty":
+        return False
+    if isinstance(node, str) and node in variables and node not in seen:
+        return _exposes(variables[node]["value"], name, variables, seen + (node,))
+    if isinstance(node, dict):
+        return any(_exposes(value, name, variables, seen) for value in node.values())
+    if isinstance(node, list):
+        return any(_exposes(item, name, variables, seen) for item in node)
+    return _mentions(node, name)
+
+
+def test_the_deidentification_key_is_an_optional_secure_parameter_kept_in_key_vault_only(trees):
+    main = trees["infra/main.bicep"]
+    parameter = main["parameters"]["exportDeidKey"]
+    assert {"type": "secure"} in parameter["decorators"] and parameter["default"] == ""
+    assert _config(main["modules"]["keyVault"])["params"]["deidKey"] == "exportDeidKey"
+    # Only the vault receives the key; the app receives the secret's URI.
+    holders = sorted(f"{module_name}.{name}" for module_name, module in main["modules"].items()
+                     for name, value in _config(module)["params"].items() if _mentions(value, "exportDeidKey"))
+    assert holders == ["keyVault.deidKey"]
+    assert _config(main["modules"]["functionApp"])["params"]["deidKeySecretUri"] == {"operator": {
+        "type": "property_accessor", "operands": {"operand_1": "keyVault", "operand_2": {"operator": {
+            "type": "property_accessor", "operands": {"operand_1": "outputs", "operand_2": "deidKeySecretUri"}}}}}}
+    assert "EXPORT_DEID_KEY_SECRET_URI" in main["outputs"]
+    for file, tree in trees.items():
+        secure = [name for name, declared in tree.get("parameters", {}).items()
+                  if {"type": "secure"} in declared["decorators"]]
+        variables = tree.get("variables", {})
+        leaked = [(output, name) for output, value in tree.get("outputs", {}).items() for name in secure
+                  if _exposes(value["value"], name, variables)]
+        assert (file, leaked) == (file, [])
+
+    vault = trees["infra/modules/key-vault.bicep"]
+    assert {"type": "secure"} in vault["parameters"]["deidKey"]["decorators"]
+    assert vault["parameters"]["deidKey"]["default"] == ""
+    assert vault["parameters"]["deidKeySecretName"]["default"] == "export-deid-key"
+    # The secret, its role assignment and the URI output exist only when the key is not empty.
+    assert _is_not_empty(vault["variables"]["hasDeidKey"]["value"], "deidKey")
+    secret = vault["resources"]["deidKeySecret"]
+    assert secret["config"].get("condition") == "hasDeidKey"
+    assert _config(secret)["properties"]["value"] == "deidKey"
+    assert _config(secret)["parent"] == "vault"
+    # checkov cannot see inside a conditional resource (its CKV_AZURE_114 is skipped there): check it here.
+    assert _config(secret)["properties"]["contentType"]
+    role = vault["resources"]["readDeidKey"]
+    assert role["config"].get("condition") == "hasDeidKey" and _config(role)["scope"] == "deidKeySecret"
+    uri = vault["outputs"]["deidKeySecretUri"]["value"]["operator"]
+    assert uri["type"] == "conditional" and uri["operands"]["condition"] == "hasDeidKey"
+    assert uri["operands"]["false_value"] == ""
+    assert list(_accessed(uri["operands"]["true_value"])) == ["deidKeySecret.properties.secretUri"]  # versionless
+
+    app = trees["infra/modules/function-app.bicep"]
+    assert app["parameters"]["deidKeySecretUri"]["default"] == ""
+    assert _site_setting_values(trees)["EXPORT_DEID_KEY"] == {"@Microsoft.KeyVault(SecretUri=${deidKeySecretUri})"}
+    # The setting exists only when the vault holds the secret: `empty(deidKeySecretUri) ? [] : [the setting]`.
+    holding = [name for name, variable in app["variables"].items() if isinstance(variable["value"], list)
+               and any(isinstance(item, dict) and item.get("name") == "EXPORT_DEID_KEY" for item in variable["value"])]
+    assert holding == ["deidSettings"] and len(app["variables"]["deidSettings"]["value"]) == 1
+    guarded = [name for name, variable in app["variables"].items()
+               if variable["value"] == {"operator": {"type": "conditional", "operands": {
+                   "condition": {"function": {"type": "empty", "parameters": {"item_to_test": "deidKeySecretUri"}}},
+                   "true_value": [], "false_value": "deidSettings"}}}]
+    assert len(guarded) == 1
+    uses = [name for name, variable in app["variables"].items() if _mentions(variable["value"], "deidSettings")]
+    assert uses == guarded
+    assert _mentions(app["variables"]["appSettings"]["value"], guarded[0])
 
 
 def test_storage_accounts_refuse_shared_keys_and_anonymous_reads(trees):
@@ -428,6 +564,7 @@ def test_app_identity_holds_exactly_the_roles_it_needs(trees):
         ("Storage Blob Data Reader", "dicom-store", "container"),
         ("Storage Blob Delegator", "dicom-store", "account"),
         ("Key Vault Secrets User", "key-vault", "sealingKeySecret"),
+        ("Key Vault Secrets User", "key-vault", "deidKeySecret"),
         ("Monitoring Metrics Publisher", "monitoring", "appInsights"),
         ("Durable Task Data Contributor", "durable-task-scheduler", "taskHub"),
     ])
@@ -459,6 +596,10 @@ def test_azure_yaml_deploys_this_folder_as_a_python_function_app_with_main_bicep
     assert set(mapped) <= set(declared)
     assert required <= set(mapped)
     assert mapped["exportSealingKey"] == {"value": "${EXPORT_SEALING_KEY}"}
+    # Unset in the azd environment, ${EXPORT_DEID_KEY} leaves the parameter to its default (''): azd prompts only for
+    # parameters without a default (Azure/azure-dev#2896).
+    assert mapped["exportDeidKey"] == {"value": "${EXPORT_DEID_KEY}"}
+    assert declared["exportDeidKey"]["default"] == ""
 
 
 def test_scheduler_task_hub_is_the_one_host_json_names(trees):

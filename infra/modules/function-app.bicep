@@ -63,6 +63,9 @@ param dicomwebScope string = 'https://dicom.healthcareapis.azure.com/.default'
 @description('Versionless URI of the Key Vault secret holding EXPORT_SEALING_KEY.')
 param sealingKeySecretUri string
 
+@description('Versionless URI of the Key Vault secret holding EXPORT_DEID_KEY; empty: no EXPORT_DEID_KEY setting (de-identified exports are refused).')
+param deidKeySecretUri string = ''
+
 @description('EXPORT_ALLOWED_DESTINATION_HOSTS: comma-separated hosts exports may write to.')
 param allowedDestinationHosts string
 
@@ -131,6 +134,14 @@ var exportSettings = [
   }
 ]
 
+// Only with a de-identification key: without the setting, de-identified exports answer 500 and plain ones work.
+var deidSettings = [
+  {
+    name: 'EXPORT_DEID_KEY'
+    value: '@Microsoft.KeyVault(SecretUri=${deidKeySecretUri})'
+  }
+]
+
 var blobStoreSettings = [
   {
     name: 'DICOM_STORE_TYPE'
@@ -183,7 +194,8 @@ var schedulerSettings = [
 
 var storeSettings = (dicomStoreType == 'dicomweb') ? dicomwebStoreSettings : blobStoreSettings
 var backendSettings = empty(durableTaskSchedulerEndpoint) ? [] : schedulerSettings
-var appSettings = concat(hostSettings, exportSettings, storeSettings, backendSettings)
+var deidKeySettings = empty(deidKeySecretUri) ? [] : deidSettings
+var appSettings = concat(hostSettings, exportSettings, deidKeySettings, storeSettings, backendSettings)
 
 var serviceTag = {
   'azd-service-name': serviceName
