@@ -8,7 +8,7 @@ from pydicom.datadict import DicomDictionary
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
-from pydicom.uid import UID_dictionary
+from pydicom.uid import UID, UID_dictionary
 
 from shared.deid import profile_table as table
 from shared.deid.identifying import identifying_values, is_clean
@@ -20,7 +20,9 @@ from shared.deid.values import dummy, shift_date, shift_datetime
 
 METHOD = "PS3.15 E.1 Basic Profile; exported by the DICOM export service"   # LO: at most 64 characters
 _KEPT_UID_KEYWORDS = ("CodingSchemeUID", "MappingResourceUID")
-_META_DROPPED = (0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102)   # AE titles, private information
+# File meta kept: version, SOP class and instance, transfer syntax. The rest (AE titles, presentation addresses,
+# RTV and private information, unknown elements) is removed; pydicom writes its own implementation UID and name.
+_META_KEPT = (0x00020001, 0x00020002, 0x00020003, 0x00020010)
 _TEMPORAL_STATE = {None: "REMOVED", "modified": "MODIFIED", "full": "UNMODIFIED"}
 
 
@@ -118,15 +120,19 @@ def _apply(dataset: Dataset, element, action: Optional[str], context: DeidContex
 
 
 def _default_action(element, context: DeidContext) -> str:
-    """For an element the table does not list: UIDs are mapped, dates shifted (modified dates), unknown public
-    elements of VR UN removed, the rest kept."""
+    """For an element the table does not list: UIDs are mapped, dates shifted (modified dates), URLs (VR UR, such
+    as Retrieve URL, which name hosts and hold original UIDs) and unknown public elements of VR UN removed, the rest
+    kept."""
     tag, vr, options = int(element.tag), element.VR, context.options
     if vr == "UI":
-        kept = options.retain_uids or "ClassUID" in element.keyword or "TransferSyntaxUID" in element.keyword \
+        standard_kind = "ClassUID" in element.keyword or "TransferSyntaxUID" in element.keyword \
             or element.keyword in _KEPT_UID_KEYWORDS
-        return table.KEEP if kept else table.MAP_UID
+        kept = options.retain_uids or (standard_kind and all(UID(str(v)).is_valid for v in _values(element)))
+        return table.KEEP if kept else table.MAP_UID   # a class "UID" that is no UID may hide anything: mapped
     if vr in ("DA", "DT") and options.temporal == "modified" and tag not in table.PATIENT_BIRTH_AND_GPS:
         return table.SHIFT_DATE
+    if vr == "UR":
+        return table.REMOVE
     if vr == "UN" and tag not in DicomDictionary:
         return table.REMOVE
     return table.KEEP
@@ -154,7 +160,8 @@ def _private(dataset: Dataset, context: DeidContext) -> None:
             if tag.element >= 0x1000:
                 creator_tag = Tag(tag.group, tag.element >> 8)
                 creator = dataset[creator_tag].value if creator_tag in dataset else None
-                if is_safe(str(creator) if creator is not None else None, int(tag), context.modality):
+                vr = dataset[tag].VR
+                if is_safe(str(creator) if creator is not None else None, int(tag), context.modality, vr):
                     kept.add(tag)
                     creators.add(creator_tag)
     for tag in private:
@@ -163,15 +170,13 @@ def _private(dataset: Dataset, context: DeidContext) -> None:
 
 
 def _file_meta(meta: Dataset, dataset: Dataset, context: DeidContext) -> None:
-    for tag in _META_DROPPED:
-        if tag in meta:
-            del meta[tag]
-    if "SOPInstanceUID" in dataset:
-        meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
-    elif "MediaStorageSOPInstanceUID" in meta and not context.options.retain_uids:
-        _map_uids(meta["MediaStorageSOPInstanceUID"], context)
-    if "MediaStorageSOPClassUID" not in meta and "SOPClassUID" in dataset:
-        meta.MediaStorageSOPClassUID = dataset.SOPClassUID
+    for tag in [tag for tag in meta.keys() if int(tag) not in _META_KEPT]:
+        del meta[tag]
+    for mine, its in (("MediaStorageSOPInstanceUID", "SOPInstanceUID"), ("MediaStorageSOPClassUID", "SOPClassUID")):
+        if its in dataset:
+            setattr(meta, mine, dataset[its].value)
+        elif mine in meta:
+            _apply(meta, meta[mine], None, context)     # the instance UID mapped, a valid class UID kept
 
 
 def _mark(dataset: Dataset, options: DeidOptions) -> None:

@@ -55,7 +55,7 @@ def _collect(dataset: Dataset, with_dates: bool, found: set) -> None:
         if tag.is_private or tag.element == 0:
             continue
         vr = dataset.get_item(tag).VR
-        if vr is None:
+        if vr in (None, "UN"):                       # implicit VR, or written as UN: the dictionary's VR
             try:
                 vr = dictionary_VR(tag)
             except KeyError:

@@ -34,12 +34,8 @@ async def deidentified_chunks(chunks: AsyncIterator[bytes], options: DeidOptions
     data or whose trailing elements exceed 16 MiB raises it after the header was yielded."""
     source = chunks.__aiter__()
     dataset, head, offset = await _read_header(source)
-    with quiet_pydicom():
-        check_visual_identity(dataset, options)
-        context = profile_context(dataset, options, pseudonyms)
-        implicit, little = dataset.original_encoding
-        deidentify_dataset(dataset, options, pseudonyms, context)
-        header = _encode_header(dataset)
+    implicit, little = dataset.original_encoding
+    header, context = _new_header(dataset, options, pseudonyms)
     yield header
     tail = Tail(head, offset, source)
     del head
@@ -111,6 +107,22 @@ def _parse(data: bytes, eof: bool) -> Tuple[Dataset, int]:
     except Exception as error:   # pydicom raises many kinds on damaged input
         raise NotDeidentifiableError(
             f"The instance is not a DICOM file pydicom can read ({type(error).__name__}).") from None
+
+
+def _new_header(dataset: Dataset, options: DeidOptions, pseudonyms: Pseudonyms) -> Tuple[bytes, DeidContext]:
+    """The de-identified header's bytes, and the context the elements after the pixel data are treated with."""
+    try:
+        with quiet_pydicom():
+            check_visual_identity(dataset, options)
+            context = profile_context(dataset, options, pseudonyms)
+            deidentify_dataset(dataset, options, pseudonyms, context)
+    except NotDeidentifiableError:
+        raise
+    except Exception as error:   # pydicom converts values lazily: a damaged value shows only here
+        raise NotDeidentifiableError(
+            f"The instance is not a DICOM file pydicom can read ({type(error).__name__}).") from None
+    with quiet_pydicom():
+        return _encode_header(dataset), context
 
 
 def _encode_header(dataset: Dataset) -> bytes:
@@ -221,6 +233,9 @@ def _encode_trailer(trailer: bytearray, implicit: bool, little: bool, context: D
 
 def _reencode_trailer(trailer: bytearray, implicit: bool, little: bool, context: DeidContext) -> bytes:
     dataset = read_dataset(DicomBytesIO(bytes(trailer)), is_implicit_VR=implicit, is_little_endian=little)
+    if any(tag.group < 0x7FE0 for tag in dataset.keys()):   # e.g. a BurnedInAnnotation the header check never saw
+        raise NotDeidentifiableError("The instance has elements out of tag order after its pixel data; "
+                                     "it is not exported.")
     apply_profile(dataset, context)
     encoded = DicomBytesIO()
     encoded.is_implicit_VR, encoded.is_little_endian = implicit, little
