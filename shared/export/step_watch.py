@@ -47,6 +47,7 @@ class StepWatch:
         self._confirmed_at: Optional[float] = None
         self._poller: Optional[asyncio.Task] = None
         self._marker = None
+        self._stopping = False
         self.revoked = False
         self.failed_checks = 0
 
@@ -64,12 +65,16 @@ class StepWatch:
         return self
 
     async def __aexit__(self, *exc_info) -> None:
-        """Stop watching and mark the step ended."""
-        self._poller.cancel()
+        """Stop watching and mark the step ended.
+
+        Python 3.11's `asyncio.wait_for` can swallow a cancellation that arrives as the awaited check completes
+        (CPython gh-86296), so the watcher also stops at its stop flag, and it is cancelled again until it has ended.
+        """
+        self._stopping = True
         try:
-            await self._poller
-        except asyncio.CancelledError:
-            pass
+            while not self._poller.done():
+                self._poller.cancel()
+                await asyncio.wait({self._poller}, timeout=POLL_TIMEOUT_SECONDS)
         finally:
             await self._mark_ended()
 
@@ -106,7 +111,7 @@ class StepWatch:
             self._confirmed_at = sent
 
     async def _watch(self) -> None:
-        while not self.revoked:
+        while not self.revoked and not self._stopping:
             await asyncio.sleep(POLL_SECONDS)
             try:
                 await self._check()

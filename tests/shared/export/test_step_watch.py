@@ -68,6 +68,36 @@ def test_withdraw_waits_for_a_running_step_but_not_for_one_that_ended(loop, azur
     assert working_files(blob_service, operation_id) is None
 
 
+def test_a_step_ends_even_when_its_watcher_swallows_the_cancellation(loop, azurite, short_lease, monkeypatch):
+    """Python 3.11's wait_for can swallow a cancellation that arrives as its check completes (CPython gh-86296): the
+    watcher looped on and the step's exit waited for it forever, so the export never finished."""
+    work = _work(loop, f"http://127.0.0.1:{azurite.port}")
+    operation_id = _new_operation(loop, work)
+    real_check = StepWatch._check
+    swallowed = []
+
+    async def check_swallowing_cancellation(self):
+        try:
+            await asyncio.sleep(0.3)
+        except asyncio.CancelledError:
+            swallowed.append("cancellation")  # as wait_for does when the inner result is ready at the same time
+        await real_check(self)
+
+    async def step():
+        async with StepWatch(work, operation_id):
+            monkeypatch.setattr(StepWatch, "_check", check_swallowing_cancellation)
+            await asyncio.sleep(0.35)  # the watcher is inside a check
+
+    async def scenario():
+        running = asyncio.ensure_future(step())
+        await asyncio.wait({running}, timeout=5)  # (wait_for would cancel the step, which then ends: no proof)
+        ended = running.done()
+        running.cancel()
+        return ended
+    assert loop.run_until_complete(scenario()) is True, "the step's exit waited for its watcher for 5 s"
+    assert swallowed == ["cancellation"]
+
+
 def test_a_step_counts_as_running_until_it_ends(loop, azurite):
     work = _work(loop, f"http://127.0.0.1:{azurite.port}")
     operation_id = _new_operation(loop, work)
