@@ -58,6 +58,11 @@ class Orthanc:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def pid(self) -> Optional[int]:
+        """The running process's id (benchmarks read its CPU time from /proc), or None when stopped."""
+        return self._process.pid if self._process else None
+
+    @property
     def dicomweb_url(self) -> str:
         """The DICOMweb service root, without a trailing slash."""
         return f"{self.url}/dicom-web"

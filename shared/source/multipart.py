@@ -41,13 +41,15 @@ class FirstPartReader:
         """Consume `data`; return the body bytes of the first part that are now certain (possibly empty)."""
         if self.complete:
             return b""
-        self._buffer += data
+        self._buffer += data  # b"" + data is data itself: the first chunk is not copied here
+        at = 0  # where the unread input starts: the steps move it instead of re-slicing the buffer
         if self._state == "preamble":
-            self._skip_preamble()
+            at = self._skip_preamble()
         if self._state == "headers":
-            self._read_headers()
+            at = self._read_headers(at)
         if self._state == "body":
-            return self._read_body()
+            return self._read_body(at)
+        self._buffer = self._buffer[at:]
         return b""
 
     def finish(self) -> None:
@@ -56,7 +58,7 @@ class FirstPartReader:
             where = "in its body" if self._state == "body" else f"in its {self._state}"
             raise MultipartError(f"the multipart body ended {where}, before the first part was complete")
 
-    def _skip_preamble(self) -> None:
+    def _skip_preamble(self) -> int:
         # The first delimiter opens the body, or follows CRLF after a preamble.
         if self._buffer.startswith(self._opening):
             start = 0
@@ -64,29 +66,27 @@ class FirstPartReader:
             found = self._buffer.find(b"\r\n" + self._opening)
             if found < 0:
                 keep = len(self._opening) + 1
-                self._buffer = self._buffer[-keep:] if len(self._buffer) > keep else self._buffer
-                return
+                return max(len(self._buffer) - keep, 0)
             start = found + 2
         line_end = self._buffer.find(b"\r\n", start)
         if line_end < 0:
-            return
+            return start
         if self._buffer[start + len(self._opening):line_end].strip(b" \t"):
             raise MultipartError("the first boundary line carries unexpected text")
-        self._buffer = self._buffer[line_end + 2:]
         self._state = "headers"
+        return line_end + 2
 
-    def _read_headers(self) -> None:
-        if self._buffer.startswith(b"\r\n"):
-            self._set_headers(b"", 2)
-            return
-        end = self._buffer.find(b"\r\n\r\n")
+    def _read_headers(self, at: int) -> int:
+        if self._buffer.startswith(b"\r\n", at):
+            return self._set_headers(b"", at + 2)
+        end = self._buffer.find(b"\r\n\r\n", at)
         if end < 0:
-            if len(self._buffer) > _MAX_HEADER_BYTES:
+            if len(self._buffer) - at > _MAX_HEADER_BYTES:
                 raise MultipartError(f"the first part's headers are longer than {_MAX_HEADER_BYTES} bytes")
-            return
-        self._set_headers(self._buffer[:end], end + 4)
+            return at
+        return self._set_headers(self._buffer[at:end], end + 4)
 
-    def _set_headers(self, block: bytes, consumed: int) -> None:
+    def _set_headers(self, block: bytes, body_start: int) -> int:
         headers: Dict[str, str] = {}
         for line in block.decode("latin-1").split("\r\n") if block else []:
             name, colon, value = line.partition(":")
@@ -94,18 +94,19 @@ class FirstPartReader:
                 raise MultipartError(f"malformed part header line '{line[:80]}'")
             headers[name.strip().lower()] = value.strip()
         self.headers = headers
-        self._buffer = self._buffer[consumed:]
         self._state = "body"
+        return body_start
 
-    def _read_body(self) -> bytes:
-        end = self._buffer.find(self._closing)
+    def _read_body(self, at: int) -> bytes:
+        end = self._buffer.find(self._closing, at)
         if end >= 0:
-            body, self._buffer = self._buffer[:end], b""
+            body, self._buffer = self._buffer[at:end], b""
             self.complete = True
             self._state = "done"
             return body
         certain = len(self._buffer) - (len(self._closing) - 1)
-        if certain <= 0:
+        if certain <= at:
+            self._buffer = self._buffer[at:]
             return b""
-        body, self._buffer = self._buffer[:certain], self._buffer[certain:]
+        body, self._buffer = self._buffer[at:certain], self._buffer[certain:]
         return body
