@@ -10,8 +10,8 @@ from azure.core.exceptions import (HttpResponseError, ResourceNotFoundError, Ser
 from azure.storage.blob.aio import BlobClient, ContainerClient
 
 from shared.cloud.storage_errors import error_code, is_client_error, status_text
-from shared.destination.blob_destination import BlobDestination, result_blob_name
 from shared.deid.deidentification import Deidentification
+from shared.destination.blob_destination import BlobDestination, result_blob_name
 from shared.destination.streamed_upload import IntegrityError, StoredFile, md5_base64, upload_stream
 from shared.export.copy_request import COPY_FROM_URL, PUT_FROM_URL, copy_requests
 from shared.export.payloads import SourceInstance
