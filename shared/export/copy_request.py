@@ -1,4 +1,4 @@
-"""The hot path of a server-side copy: one pre-authorized PUT per attempt on the account's pool, no SDK pipeline.
+"""The hot path of a copy: one pre-authorized PUT per attempt on the account's pool, no SDK pipeline.
 
 azure-storage-blob builds, signs, logs and deserializes each request through a dozen policies: about 1.5 ms of
 Python CPU per copy, which bounds a worker at a few hundred copies a second. A server-side copy is one header-only
@@ -6,8 +6,9 @@ PUT, so it is sent here directly, keeping what the SDK pipeline gave it: the wri
 before every attempt (`shared/destination/write_gate.py`), retries with backoff on 408, 429, 5xx and no answer
 (honouring Retry-After), no redirects, and errors as the SDK's exceptions (status, storage error code, headers).
 Authorization: the destination's SAS as given; for an account key, a Shared Key signature per attempt (one HMAC, as
-the SDK signs); for a managed identity, its bearer token, reused until five minutes before it expires. Everything
-else on the destination still goes through azure-storage-blob.
+the SDK signs); for a managed identity, its bearer token, reused until five minutes before it expires. A streamed
+copy small enough for one request (up to 4 MiB) is written the same way, as one Put Blob. Everything else on the
+destination still goes through azure-storage-blob.
 """
 from __future__ import annotations
 
@@ -67,20 +68,34 @@ class CopyRequests:
         `md5` (base64), when given, is checked by the destination. Raises the SDK's HttpResponseError (or a
         subclass) for an error answer, ServiceResponseError when no answer came, after `attempts` tries.
         """
-        path = quote(blob_name, safe="/~")
         headers = {"x-ms-copy-source": source_url, "x-ms-version": X_MS_VERSION, "Content-Length": "0",
                    **_MODE_HEADERS[mode]}
         if md5:
             headers["x-ms-source-content-md5"] = md5
-        attempts = attempts or self._policy.attempts
+        await self._put(blob_name, headers, b"", attempts or self._policy.attempts)
+
+    async def put_blob(self, blob_name: str, data: bytes, md5: str) -> None:
+        """Write `data` as block blob `blob_name` in one Put Blob, overwriting, with Content-Type application/dicom
+        and Content-MD5 `md5` (base64) stored as its properties, as azure-storage-blob's `upload_blob` would.
+
+        Raises as `copy` does.
+        """
+        headers = {"x-ms-blob-type": "BlockBlob", "x-ms-version": X_MS_VERSION, "Content-Length": str(len(data)),
+                   "x-ms-blob-content-type": "application/dicom", "x-ms-blob-content-md5": md5}
+        await self._put(blob_name, headers, data, self._policy.attempts)
+
+    async def _put(self, blob_name: str, headers: Dict[str, str], data: bytes, attempts: int) -> None:
+        """One PUT of `blob_name`, tried up to `attempts` times: each attempt signed anew and passed by the gate."""
+        path = quote(blob_name, safe="/~")
         for attempt in range(1, attempts + 1):
             timeout = write_gate.WRITE_TIMEOUT_SECONDS
             url = f"{self._base}/{path}?{self._given_sas}" if self._given_sas else f"{self._base}/{path}"
             attempt_headers = {**headers, "x-ms-date": formatdate(usegmt=True), **await self._authorization()}
             if self._signing_key:
-                attempt_headers["Authorization"] = self._shared_key(path, attempt_headers, timeout)
+                attempt_headers["Authorization"] = self._shared_key(path, attempt_headers, timeout, len(data))
             write_gate.check_write_permission()  # last, after a token fetch that may have taken a while
-            failure, retry_after = await self._send(write_gate.with_server_timeout(url, timeout), attempt_headers)
+            failure, retry_after = await self._send(write_gate.with_server_timeout(url, timeout), attempt_headers,
+                                                    data)
             if failure is None:
                 return
             retried = not isinstance(failure, HttpResponseError) or failure.status_code in RETRIED_STATUSES
@@ -88,10 +103,11 @@ class CopyRequests:
                 raise failure
             await asyncio.sleep(self._policy.delay(attempt, retry_after))
 
-    async def _send(self, url: str, headers: Dict[str, str]) -> Tuple[Optional[Exception], Optional[float]]:
+    async def _send(self, url: str, headers: Dict[str, str],
+                    data: bytes) -> Tuple[Optional[Exception], Optional[float]]:
         try:
-            async with self._session.put(url, headers=headers, allow_redirects=False, timeout=CLIENT_TIMEOUT,
-                                         skip_auto_headers=_NO_CONTENT_TYPE) as response:
+            async with self._session.put(url, headers=headers, data=data or None, allow_redirects=False,
+                                         timeout=CLIENT_TIMEOUT, skip_auto_headers=_NO_CONTENT_TYPE) as response:
                 await response.read()
                 if 200 <= response.status < 300:
                     return None, None
@@ -110,11 +126,13 @@ class CopyRequests:
             self._renew_at = token.expires_on - TOKEN_RENEW_SECONDS
         return self._token
 
-    def _shared_key(self, path: str, headers: Dict[str, str], timeout: int) -> str:
-        """The Shared Key signature of a header-only PUT of `path` with `?timeout=` (Azure Storage's string to sign)."""
+    def _shared_key(self, path: str, headers: Dict[str, str], timeout: int, length: int) -> str:
+        """The Shared Key signature of a PUT of `path` with `?timeout=` and `length` body bytes, no Content-MD5 or
+        Content-Type header (Azure Storage's string to sign)."""
         signed = sorted(name for name in headers if name.startswith("x-ms-"))
         canonical = "".join(f"{name}:{headers[name]}\n" for name in signed)
-        to_sign = f"PUT\n\n\n\n\n\n\n\n\n\n\n\n{canonical}{self._resource}/{path}\ntimeout:{timeout}"
+        to_sign = (f"PUT\n\n\n{length or ''}\n\n\n\n\n\n\n\n\n"
+                   f"{canonical}{self._resource}/{path}\ntimeout:{timeout}")
         digest = hmac.new(self._signing_key, to_sign.encode(), hashlib.sha256).digest()
         return f"SharedKey {self._resource.split('/')[1]}:{base64.b64encode(digest).decode()}"
 

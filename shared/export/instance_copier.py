@@ -125,13 +125,20 @@ class InstanceCopier:
     async def _stream(self, item: SourceInstance) -> StoredFile:
         content = await self._store.open_instance(item.identifier)
         chunks = checked_part10(content.chunks())
+        name = result_blob_name(self.operation_id, self.exported_as(item.identifier))
+
+        def blob() -> BlobClient:  # a client only for files of several blocks
+            return self._container.get_blob_client(name)
+
+        async def put_whole(data: bytes, md5: str) -> None:  # one block: one Put Blob on the account's pool
+            await copy_requests(self._container).put_blob(name, data, md5)
         if self._deidentification:  # its bytes differ from the source's: checked against their own MD5 only
             async with self._destination.guard():
-                return await upload_stream(self._deidentification.chunks(chunks), self._blob_for(item.identifier))
+                return await upload_stream(self._deidentification.chunks(chunks), blob, put_whole=put_whole)
         expected_size = item.size if item.size is not None else content.size
         expected_md5 = item.md5 or content.md5
         async with self._destination.guard():
-            return await upload_stream(chunks, self._blob_for(item.identifier), expected_size, expected_md5)
+            return await upload_stream(chunks, blob, expected_size, expected_md5, put_whole)
 
     async def _server_side(self, mode: str, item: SourceInstance, attempts: Optional[int] = None) -> StoredFile:
         url = await self._store.source_url(item.identifier)

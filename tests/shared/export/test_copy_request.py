@@ -1,4 +1,6 @@
 """The lean server-side copy path on Azurite behind a fault proxy: the write gate, server timeout, retries, errors."""
+import base64
+import hashlib
 import time
 import uuid
 
@@ -113,3 +115,34 @@ def test_a_refusal_or_a_redirect_is_not_retried_nor_followed(loop, azurite, prox
     assert redirected.value.status_code == 307
     assert len(_puts(proxy, prefix)) == 2
     assert [b.name for b in store.list_blobs(name_starts_with=prefix)] == []
+
+
+def test_a_small_streamed_file_is_one_put_blob_with_its_type_and_md5_retried_through_503s(loop, proxy, store):
+    prefix = f"put-{uuid.uuid4().hex[:8]}/"
+    data = b"\0" * 128 + b"DICM" + bytes(range(256)) * 40
+    md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+    proxy.fail_next(2, 503, method="PUT", path_part=prefix)
+
+    async def put():
+        await CopyRequests(_container(proxy), QUICK).put_blob(f"{prefix}a.dcm", data, md5)
+    loop.run_until_complete(put())
+    assert _puts(proxy, prefix) == [f"/{ACCOUNT}/dicom/{prefix}a.dcm?timeout={write_gate.WRITE_TIMEOUT_SECONDS}"] * 3
+    blob = store.get_blob_client(f"{prefix}a.dcm")
+    properties = blob.get_blob_properties()
+    assert blob.download_blob().readall() == data
+    assert (properties.blob_type, properties.content_settings.content_type,
+            base64.b64encode(properties.content_settings.content_md5).decode()) == ("BlockBlob", "application/dicom", md5)
+
+
+def test_a_put_blob_the_gate_refuses_is_never_sent(loop, proxy, store):
+    prefix = f"put-refused-{uuid.uuid4().hex[:8]}/"
+
+    def refuse():
+        raise OperationRevokedError("revoked")
+
+    async def scenario():
+        with writes_permitted_by(refuse):
+            with pytest.raises(OperationRevokedError):
+                await copy_requests(_container(proxy)).put_blob(f"{prefix}a.dcm", b"data", "bWQ1")
+    loop.run_until_complete(scenario())
+    assert _puts(proxy, prefix) == []

@@ -28,9 +28,9 @@ def destination_requests(monkeypatch):
         http = request.http_request
         seen.append((http.method, http.url, dict(http.headers)))
 
-    async def recording_send(requests, url, headers):
+    async def recording_send(requests, url, headers, data):
         seen.append(("PUT", url, dict(headers)))
-        return await send(requests, url, headers)
+        return await send(requests, url, headers, data)
     send = copy_request.CopyRequests._send
     monkeypatch.setattr(blob_destination, "gate_request", recording_gate)
     monkeypatch.setattr(copy_request.CopyRequests, "_send", recording_send)
