@@ -26,7 +26,7 @@ class Deidentification:
         """
         if options is None:
             return None
-        return cls(DeidOptions.from_dict(options), Pseudonyms.from_setting(os.environ.get(KEY_SETTING)))
+        return cls(DeidOptions.from_dict(options), _deployment_pseudonyms())
 
     def exported_as(self, identifier: DicomIdentifier) -> DicomIdentifier:
         """The identifier the de-identified copy carries, in its file, its path, the manifest and errors.log."""
@@ -39,4 +39,8 @@ class Deidentification:
 
 def require_key() -> None:
     """Check at the start of a de-identified export that EXPORT_DEID_KEY holds a usable key."""
-    Pseudonyms.from_setting(os.environ.get(KEY_SETTING))
+    _deployment_pseudonyms()
+
+
+def _deployment_pseudonyms() -> Pseudonyms:
+    return Pseudonyms.from_setting(os.environ.get(KEY_SETTING))
