@@ -5,9 +5,9 @@ from typing import Optional
 
 import azure.durable_functions as df
 
-from shared.export.copy_step import copy_stored_batch
+from shared.export.copy_step import run_copy_step
 from shared.export.ending import end_export as finish_export
-from shared.export.payloads import BatchOutcome, CopyRequest, ResolvedBatches, ResolveRequest
+from shared.export.payloads import CopyRequest, ResolvedBatches, ResolveRequest
 from shared.export.resolution import resolve_batches as resolve_identifiers
 from shared.export.step_session import run_export_step
 
@@ -34,8 +34,7 @@ async def copy_batch(request: dict) -> dict:
     """Copy one stored batch to the destination and return its counts and copy mode (or the refusal)."""
     job = CopyRequest.from_dict(request)
     started = time.monotonic()
-    outcome = await run_export_step(job.operation_id, lambda session: copy_stored_batch(job, session),
-                                    refused=lambda message: BatchOutcome(refusal=message), partition=job.partition)
+    outcome = await run_copy_step(job)
     logging.info("Export %s copied batch %d in %.1f s: %d exported, %d skipped, mode %s%s", job.operation_id,
                  job.batch_index, time.monotonic() - started, outcome.exported, outcome.skipped, outcome.copy_mode,
                  "; refused" if outcome.refusal else "")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Optional
+from typing import Any, Awaitable, Callable, Optional
 
 from azure.core.exceptions import AzureError
 
@@ -29,6 +29,10 @@ class LeaseExpiredError(Exception):
     """The step could not confirm for too long that its operation goes on; it stops writing and is retried later."""
 
 
+async def _nothing() -> None:
+    return None
+
+
 def drain_bound() -> float:
     """Seconds after revocation by which no write of the operation's can take effect any more."""
     return LEASE_SECONDS + write_gate.WRITE_TIMEOUT_SECONDS + CLOCK_MARGIN_SECONDS
@@ -41,9 +45,12 @@ def _now() -> float:
 class StepWatch:
     """One running step: its `active/<id>` marker, and its lease on the operation renewed by a background watcher."""
 
-    def __init__(self, work: WorkStore, operation_id: str):
+    def __init__(self, work: WorkStore, operation_id: str, reads: Optional[Callable[[], Awaitable[Any]]] = None):
         self._work = work
         self._operation_id = operation_id
+        self._reads = reads
+        self.sealed = ""
+        self.read: Any = None
         self._confirmed_at: Optional[float] = None
         self._poller: Optional[asyncio.Task] = None
         self._marker = None
@@ -52,12 +59,19 @@ class StepWatch:
         self.failed_checks = 0
 
     async def __aenter__(self) -> "StepWatch":
-        """Register, then confirm the operation goes on; raise OperationRevokedError when it has ended."""
+        """Register, then confirm the operation goes on by reading its sealed destination (kept in `sealed`); raise
+        OperationRevokedError when it has ended.
+
+        The step's opening `reads` of its working files (their result in `read`) go out with that read, since they
+        write nothing to the destination: registering must come first (see `withdraw`), the rest need not wait.
+        """
         self._marker = await self._work.register_step(self._operation_id)
         try:
-            await self._check()
-            if self.revoked:
-                raise OperationRevokedError(f"Export {self._operation_id} has ended; its destination is revoked.")
+            sent = _now()
+            self.sealed, self.read = await asyncio.gather(
+                asyncio.wait_for(self._work.load_sealed_destination(self._operation_id), POLL_TIMEOUT_SECONDS),
+                self._reads() if self._reads else _nothing())
+            self._confirmed_at = sent
         except BaseException:
             await self._mark_ended()
             raise
