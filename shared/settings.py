@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from shared.allowlist import DEFAULT_ALLOWLIST, DestinationAllowlist, is_loopback_host
 from shared.errors import InvalidRequestError, ServiceConfigurationError
 
-DEFAULT_BATCH_SIZE = 100
+DEFAULT_BATCH_SIZE = 250  # docs/design.md, "Batches" (instances of unknown size: at most 100 to a batch)
 DEFAULT_BATCHES_IN_FLIGHT = 4
 DEFAULT_COPIES_PER_BATCH = 8
 DEFAULT_BATCH_MAX_BYTES = 2 * 1024 ** 3  # docs/design.md, "One copy activity within the function timeout"

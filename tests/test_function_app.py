@@ -206,5 +206,5 @@ def test_the_byte_bound_of_a_batch_reaches_the_orchestration(loop, host, azurite
     response = post_export(loop, host, export_body([VALID_ID], container_settings(azurite, destination.container_name)))
     assert response.status_code == 202
     checkpoint = json.loads(host.instances[json.loads(response.get_body())["id"]].input)
-    assert checkpoint["batching"] == {"batch_size": 100, "batches_in_flight": 4, "copies_per_batch": 8,
+    assert checkpoint["batching"] == {"batch_size": 250, "batches_in_flight": 4, "copies_per_batch": 8,
                                       "max_bytes": 5242880}

@@ -9,6 +9,8 @@ from shared.partitions import DEFAULT_PARTITION
 from shared.payload import Payload
 from shared.settings import DEFAULT_BATCH_MAX_BYTES
 
+UNKNOWN_SIZES_PER_BATCH = 100  # docs/design.md, "One copy activity within the function timeout"
+
 
 @dataclass(frozen=True)
 class Progress(Payload):
@@ -32,9 +34,10 @@ class Batching(Payload):
 
     @property
     def unknown_size(self) -> int:
-        """What an instance of unknown size counts against `max_bytes`: an even share, so a batch of such instances
-        alone is still cut by count."""
-        return max(1, self.max_bytes // self.batch_size)
+        """What an instance of unknown size counts against `max_bytes`: an even share of a batch of at most
+        UNKNOWN_SIZES_PER_BATCH (so 21 MiB of the default 2 GiB), so a batch of such instances alone is cut at
+        min(batch_size, 100) whatever their real size; instances of listed size may fill the rest of `batch_size`."""
+        return max(1, self.max_bytes // min(self.batch_size, UNKNOWN_SIZES_PER_BATCH))
 
 
 @dataclass(frozen=True)

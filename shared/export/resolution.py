@@ -20,6 +20,10 @@ from shared.source.protocol import NOT_FOUND_MESSAGES, DicomStore, InstancePage
 from shared.study_selection import StudySelection, parse_export_entry
 
 WAVES_PER_RESOLUTION = 4
+FIRST_BATCH_SIZE = 100
+# A batch tells a store outage (OUTAGE_RUN unserved in a row) from bad instances, and pays a fixed cost per batch:
+# a short wave is not cut into batches smaller than this.
+SMALLEST_EVEN_BATCH = 25
 LISTINGS_PER_RESOLUTION = 200
 LISTINGS_IN_FLIGHT = 8
 LISTING_PAGE_LIMIT = 5000  # the most instances one Azure listing page returns
@@ -75,25 +79,36 @@ class _Listings:
         await asyncio.gather(*self._ahead.values(), return_exceptions=True)
 
 
-def cut_batches(instances: Sequence[SourceInstance], batching: Batching) -> List[InstanceBatch]:
-    """Cut `instances`, in order, into batches of at most `batch_size` instances and `max_bytes` listed bytes.
-
-    A batch is cut when the next instance would take it over either bound, so an instance larger than `max_bytes`
-    goes alone. An instance of unknown size (named by the caller, or not sized by the store's listing) counts as
-    `batching.unknown_size`.
-    """
+def _cut(instances: Sequence[SourceInstance], most: int, batching: Batching) -> List[InstanceBatch]:
     batches: List[InstanceBatch] = []
     current: List[SourceInstance] = []
     current_bytes = 0
     for item in instances:
         size = item.size if item.size is not None else batching.unknown_size
-        if current and (len(current) == batching.batch_size or current_bytes + size > batching.max_bytes):
+        if current and (len(current) == most or current_bytes + size > batching.max_bytes):
             batches.append(InstanceBatch.of(current))
             current, current_bytes = [], 0
         current.append(item)
         current_bytes += size
     if current:
         batches.append(InstanceBatch.of(current))
+    return batches
+
+
+def cut_batches(instances: Sequence[SourceInstance], batching: Batching) -> List[InstanceBatch]:
+    """Cut `instances`, in order, into batches of at most `batch_size` instances and `max_bytes` listed bytes, in a
+    number of batches that fills whole waves of `batches_in_flight` when there are instances enough.
+
+    A batch is cut when the next instance would take it over either bound, so an instance larger than `max_bytes`
+    goes alone. An instance of unknown size (named by the caller, or not sized by the store's listing) counts as
+    `batching.unknown_size`. When the cut leaves the last wave short (say 6 batches for 4 in flight), the instances
+    are cut again into evenly smaller batches (8), so no wave runs at a fraction of the export's copies in flight;
+    but never into batches under SMALLEST_EVEN_BATCH instances.
+    """
+    batches = _cut(instances, batching.batch_size, batching)
+    whole_waves = -(-len(batches) // batching.batches_in_flight) * batching.batches_in_flight
+    if len(batches) < whole_waves and len(instances) >= whole_waves * SMALLEST_EVEN_BATCH:
+        batches = _cut(instances, -(-len(instances) // whole_waves), batching)
     return batches
 
 
@@ -105,15 +120,18 @@ def _listed(page: InstancePage) -> List[SourceInstance]:
 
 async def resolve_batches(request: ResolveRequest, store: DicomStore, work: WorkStore, log: ErrorLog) -> ResolvedBatches:
     """Resolve identifiers from `request.position` into about four waves of stored batches (4 × batches in flight
-    × batch size instances, cut by count and bytes, see `cut_batches`; one wave for the export's first call, which
-    nothing is copied beside); log identifiers matching nothing (as the caller sent them).
+    × batch size instances, cut by count and bytes, see `cut_batches`; for the export's first call, which nothing is
+    copied beside, one wave of batches of at most 100); log identifiers matching nothing (as the caller sent them).
 
     Instance identifiers become instances at once (the copy reports one the store lacks). Studies and series are
     listed whole pages at a time, up to 8 listings in flight, at most 200 listing calls per call; a study cut short
     is carried on in the returned cursor.
     """
-    waves = 1 if request.first_batch == 0 else WAVES_PER_RESOLUTION  # the first copies wait for the first slice
-    capacity = request.batching.batch_size * request.batching.batches_in_flight * waves
+    batching = request.batching
+    if request.first_batch == 0:  # the first copies wait for the first slice: one wave of batches of at most 100
+        capacity = min(batching.batch_size, FIRST_BATCH_SIZE) * batching.batches_in_flight
+    else:
+        capacity = batching.batch_size * batching.batches_in_flight * WAVES_PER_RESOLUTION
     deidentification = Deidentification.of_export(request.deidentify)  # shortfalls name series by their pseudonyms
     shown = (lambda text: str(deidentification.exported_as(parse_identifier(text)))) if deidentification else str
     texts = await work.load_identifiers(request.operation_id, request.position,

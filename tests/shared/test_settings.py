@@ -9,7 +9,7 @@ from shared.settings import DicomWebSettings, ExportSettings, StoreSettings
 
 def test_defaults():
     settings = ExportSettings.from_environment({})
-    assert (settings.batch_size, settings.batches_in_flight, settings.copies_per_batch) == (100, 4, 8)
+    assert (settings.batch_size, settings.batches_in_flight, settings.copies_per_batch) == (250, 4, 8)
     assert (settings.batch_max_bytes, settings.detailed_logs) == (2 * 1024 ** 3, False)
     assert settings.sealing_key is None
 

@@ -176,3 +176,41 @@ def test_batching_carries_the_byte_bound_and_reads_older_checkpoints_without_it(
                                                              "copies_per_batch": 8, "max_bytes": 1024}
     assert Batching.from_dict({"batch_size": 100, "batches_in_flight": 4, "copies_per_batch": 8}) == Batching(
         100, 4, 8, max_bytes=2 * 1024 ** 3)
+
+
+def _sized(count: int, size=None, named: bool = False):
+    study, series = new_uid(), new_uid()
+    return [SourceInstance(parse_identifier(f"{study}/{series}/{new_uid()}"), named, size) for _ in range(count)]
+
+
+def test_a_short_last_wave_is_cut_again_into_whole_waves_of_even_batches():
+    batching = Batching(250, 4, 8, max_bytes=2 * 1024 ** 3)
+    # 1,300 listed instances: by count alone 6 batches (5 × 250 + 50), which would leave a last wave of 2 of 4;
+    # cut again into 8 batches of at most 163
+    assert [len(b) for b in cut_batches(_sized(1300, 2048), batching)] == [163] * 7 + [159]
+    assert [len(b) for b in cut_batches(_sized(4000, 2048), batching)] == [250] * 16  # whole waves already
+    # never into batches under 25 instances (a batch must still tell a store outage from bad instances)
+    assert [len(b) for b in cut_batches(_sized(99, 2048), batching)] == [99]
+    assert [len(b) for b in cut_batches(_sized(100, 2048), batching)] == [25] * 4
+    assert [len(b) for b in cut_batches(_sized(275, 2048), batching)] == [69, 69, 69, 68]  # not 250 and 25
+    # the bounds still hold in the second cut: 1 GiB instances go two to a batch of at most 2 GiB
+    big = Batching(250, 2, 8, max_bytes=2 * 1024 ** 3)
+    assert [len(b) for b in cut_batches(_sized(5, 1024 ** 3), big)] == [2, 2, 1]
+
+
+def test_instances_of_unknown_size_form_batches_of_at_most_100_whatever_the_batch_size():
+    batching = Batching(250, 4, 8, max_bytes=2 * 1024 ** 3)
+    assert batching.unknown_size == 2 * 1024 ** 3 // 100  # 21 MiB, as with batches of 100
+    assert [len(b) for b in cut_batches(_sized(800, named=True), batching)] == [100] * 8
+    assert Batching(40, 4, 8, max_bytes=1000).unknown_size == 25  # a smaller batch size: an even share of it
+
+
+def test_the_first_call_resolves_one_wave_of_batches_of_at_most_100(loop, azurite, destination):
+    study, series = new_uid(), new_uid()
+    named = [f"{study}/{series}/{new_uid()}" for _ in range(450)]
+    calls, stored, _ = _resolve_all(loop, azurite, destination, named, Batching(250, 2, 1))
+    # first: 2 in flight × min(250, 100) = 200 instances, so copying starts soon; then up to 2 × 250 × 4 = 2,000:
+    # 250 of unknown size are cut at 100 (100, 100, 50), then again into a whole wave count (4 of at most 63)
+    assert [(c.batches, c.instances, c.position) for c in calls] == [(2, 200, 200), (4, 250, 450)]
+    assert [len(b) for b in stored] == [100, 100, 63, 63, 63, 61]
+    assert [str(i.identifier) for b in stored for i in b.instances()] == named
