@@ -67,9 +67,11 @@ async def _client(args, served, stdin=b"", env_key=FUNCTION_KEY, during=None):
     env.pop("EXPORT_FUNCTION_KEY", None)
     if env_key:
         env["EXPORT_FUNCTION_KEY"] = env_key
+    # A shell's background job starts with SIGINT ignored, and a child would inherit that: give it the default back
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "tools.export_client", "--interval", "0.05",
                                                    *args, cwd=ROOT, env=env, stdin=asyncio.subprocess.PIPE,
-                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     if during:
         during(process)
     out, err = await asyncio.wait_for(process.communicate(stdin), 120)
