@@ -3,22 +3,26 @@
 (a) POST → the real orchestrator and activities through the host stand-in the tests use → completed;
 (b) what a user would write first: download each instance and upload it, one at a time, with azure-storage-blob;
 (c) the fastest copy Azurite supports, bare: server-side Copy Blob From URL with asyncio, as many in flight as (a),
-    for every instance (its copies are then deleted, which frees no content: they share the source's);
+    for every instance;
 (d) the raw HTTP limit: the same copy as one pre-signed request per instance (PUT with `x-ms-copy-source`, the
     source and the destination container authorized by SAS signed before timing) on a bare aiohttp session, as many
-    in flight as (a); run first, and again last as (d'), as Azurite's work per request grows with what it holds.
+    in flight as (a).
+Each run has an Azurite of its own, freshly seeded with the same instances, since Azurite's work per request grows
+with all it holds.
 Python CPU per instance is this process's CPU time (`time.process_time()`) over a run ÷ instances; for (a) it
 includes the host stand-in and the orchestrator, which run in this process too.
 Instances are pydicom-made: one template file whose UIDs are rewritten in place (same lengths), padded to --size.
-The runs go (d), (c), (b), (a), (d'), and nothing is deleted in between: Azurite's periodic collection of unreferenced
-content (every 10 min) stalls it for minutes when thousands of deleted blobs' content is waiting, so no run leaves any
-behind for a later one to pay for.
+The runs go (d), (c), (b), (a); none deletes anything its Azurite would collect later: Azurite's periodic
+collection of unreferenced content (every 10 min) stalls it for minutes when thousands of deleted blobs' content is
+waiting.
 
 Usage: .venv/bin/python -m bench.export_throughput [--instances N] [--size BYTES] [--series-per-study K]
            [--instances-per-series J]
-           [--request studies|instances] [--baseline-limit M] [--profile FILE]
+           [--request studies|instances] [--baseline-limit M] [--own-storage shared|separate] [--profile FILE]
   --request       what (a) names: the studies (default; resolved by listing) or every instance (no listing)
   --baseline-limit  (b) copies the first M instances when N is larger (default 5,000)
+  --own-storage   the service's own storage (AzureWebJobsStorage: its working files, leases, manifests) on the
+                  source's Azurite (default) or on one of its own, as in Azure, where it is another account
   --profile       write a cProfile of (a) to FILE (read it with `python -m pstats FILE`)
 """
 from __future__ import annotations
@@ -118,7 +122,7 @@ def _naive_copy(service: BlobServiceClient, names: List[str]) -> float:
 
 
 async def _bare_server_side_copy(connection_string: str, names: List[str], in_flight: int) -> float:
-    """(c): Copy Blob From URL for each instance, `in_flight` at a time, nothing else; then delete the copies."""
+    """(c): Copy Blob From URL for each instance, `in_flight` at a time, nothing else."""
     async with AsyncBlobServiceClient.from_connection_string(connection_string) as service:
         source, target = service.get_container_client("dicom"), service.get_container_client(f"bare-{uuid.uuid4().hex[:8]}")
         await target.create_container()
@@ -130,9 +134,7 @@ async def _bare_server_side_copy(connection_string: str, names: List[str], in_fl
                     source.get_blob_client(name).url, requires_sync=True)
         started = time.perf_counter()
         await asyncio.gather(*(copy(name) for name in names))
-        elapsed = time.perf_counter() - started
-        await target.delete_container()
-        return elapsed
+        return time.perf_counter() - started
 
 
 async def _raw_http_copy(connection_string: str, names: List[str], in_flight: int) -> Tuple[float, float]:
@@ -167,9 +169,7 @@ async def _raw_http_copy(connection_string: str, names: List[str], in_flight: in
                         raise RuntimeError(f"raw copy answered {response.status}")
         cpu, started = time.process_time(), time.perf_counter()
         await asyncio.gather(*(copy(url, copy_source) for url, copy_source in requests))
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    target.delete_container()
-    return elapsed, cpu
+        return time.perf_counter() - started, time.process_time() - cpu
 
 
 async def service_export(host: DurableHost, azurite: Azurite, values: List[str], extra: Optional[dict] = None) -> tuple:
@@ -206,8 +206,75 @@ def _line(label: str, count: int, seconds: float, megabytes_each: float) -> str:
             f"{count * megabytes_each / seconds:8.1f} MB/s  ({count} instances)")
 
 
+class CopiesInFlight:
+    """Records when each of (a)'s server-side copies starts and ends (wrapping `CopyRequests.copy` for the run), to
+    show how steadily the export keeps its copies in flight."""
+
+    def __init__(self):
+        from shared.export import copy_request
+        self._module, self._events = copy_request, []
+        self._original = copy_request.CopyRequests.copy
+
+    def __enter__(self) -> "CopiesInFlight":
+        original, events = self._original, self._events
+
+        async def copy(requests, *args, **kwargs):
+            events.append((time.perf_counter(), 1))
+            try:
+                return await original(requests, *args, **kwargs)
+            finally:
+                events.append((time.perf_counter(), -1))
+        self._module.CopyRequests.copy = copy
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._module.CopyRequests.copy = self._original
+
+    def summary(self) -> str:
+        """The mean number in flight from the first copy to the last, and the share of that time with none or few."""
+        if not self._events:
+            return "no server-side copy was made"
+        events = sorted(self._events)
+        level, last, seconds = 0, events[0][0], {}
+        for moment, change in events:
+            seconds[level] = seconds.get(level, 0.0) + moment - last
+            level, last = level + change, moment
+        span = events[-1][0] - events[0][0]
+
+        def share(low: int, high: int) -> float:
+            return 100 * sum(t for n, t in seconds.items() if low <= n <= high) / span
+        return (f"copies in flight during (a): mean {sum(n * t for n, t in seconds.items()) / span:.1f} over "
+                f"{span:.2f} s from the first copy to the last; none for {share(0, 0):.0f}% of that time, 1–15 for "
+                f"{share(1, 15):.0f}%")
+
+
+class FreshStores:
+    """One freshly seeded Azurite per run, so every run meets the same stored data: Azurite's work per request grows
+    with all it holds (deleted blobs' content included), which would otherwise favour whichever run goes first."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, instances, template: bytes, placeholders):
+        self.loop, self.instances, self.template, self.placeholders = loop, instances, template, placeholders
+        self.azurites: List[Azurite] = []
+
+    def seeded(self, count: int) -> Azurite:
+        """A new Azurite holding the first `count` instances in container `dicom` (kept running until `close`, so
+        no later Azurite takes its ports while pooled connections to it remain)."""
+        azurite = Azurite().start()
+        self.azurites.append(azurite)
+        started = time.perf_counter()
+        self.loop.run_until_complete(seed_store(azurite.connection_string, self.instances[:count], self.template,
+                                                self.placeholders))
+        print(f"seeded {count} instances in {time.perf_counter() - started:.1f} s", flush=True)
+        return azurite
+
+    def close(self) -> None:
+        """Stop every Azurite."""
+        for azurite in self.azurites:
+            azurite.close()
+
+
 def main() -> None:
-    """Seed, run (a), (b) and (c) on the same data, print the figures and ratios."""
+    """Seed, run (d), (c), (b) and (a), each on its own Azurite holding the same data; print figures and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=2000)
     parser.add_argument("--size", type=int, default=512 * 1024)
@@ -215,87 +282,91 @@ def main() -> None:
     parser.add_argument("--instances-per-series", type=int, default=10)
     parser.add_argument("--request", choices=("studies", "instances"), default="studies")
     parser.add_argument("--baseline-limit", type=int, default=5000)
+    parser.add_argument("--own-storage", choices=("shared", "separate"), default="shared")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of (a) to FILE (pstats format)")
     args = parser.parse_args()
-    azurite = Azurite().start()
+    template, placeholders = instance_template(args.size)
+    studies, instances = study_layout(args.instances, args.series_per_study, args.instances_per_series)
+    loop = asyncio.new_event_loop()
+    stores = FreshStores(loop, instances, template, placeholders)
     try:
-        os.environ.update({"AzureWebJobsStorage": azurite.connection_string, "DICOM_STORE_CONTAINER": "dicom",
-                           "EXPORT_ALLOWED_DESTINATION_HOSTS": "127.0.0.1", "EXPORT_SEALING_KEY": SEALING_KEY})
+        os.environ.update({"DICOM_STORE_CONTAINER": "dicom", "EXPORT_ALLOWED_DESTINATION_HOSTS": "127.0.0.1",
+                           "EXPORT_SEALING_KEY": SEALING_KEY})
         from shared.settings import ExportSettings
         settings = ExportSettings.from_environment()
-        template, placeholders = instance_template(args.size)
-        studies, instances = study_layout(args.instances, args.series_per_study, args.instances_per_series)
-        loop = asyncio.new_event_loop()
-        started = time.perf_counter()
-        loop.run_until_complete(seed_store(azurite.connection_string, instances, template, placeholders))
-        seeded = time.perf_counter() - started
-        print(f"seeded {args.instances} instances in {seeded:.1f} s", flush=True)
-        service = BlobServiceClient.from_connection_string(azurite.connection_string)
-        service.get_container_client("export").create_container()
-        from function_app import app
-        host = loop.run_until_complete(DurableHost(app.get_functions()).start())
         every = [f"{s}/{se}/{sop}.dcm" for s, se, sop in instances]
         names = every[:args.baseline_limit]
+
+        azurite = stores.seeded(len(every))
         server_cpu = azurite.cpu_seconds()
         raw, raw_cpu = loop.run_until_complete(_raw_http_copy(azurite.connection_string, every,
                                                               settings.copies_in_flight))
         raw_server_cpu = azurite.cpu_seconds() - server_cpu
         print(f"(d) done in {raw:.1f} s", flush=True)
+        azurite = stores.seeded(len(every))
         bare = loop.run_until_complete(_bare_server_side_copy(azurite.connection_string, every,
                                                                settings.copies_in_flight))
         print(f"(c) done in {bare:.1f} s", flush=True)
-        naive = _naive_copy(service, names)
+        azurite = stores.seeded(len(names))
+        naive = _naive_copy(BlobServiceClient.from_connection_string(azurite.connection_string), names)
         print(f"(b) done in {naive:.1f} s", flush=True)
+
+        azurite = stores.seeded(len(every))
+        own = stores.seeded(0) if args.own_storage == "separate" else azurite
+        os.environ.update({"AzureWebJobsStorage": own.connection_string, "DICOM_STORE": azurite.connection_string})
+        BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(
+            "export").create_container()
+        from function_app import app
+        host = loop.run_until_complete(DurableHost(app.get_functions()).start())
         rss_before = peak_rss_mib()
-        server_cpu = azurite.cpu_seconds()
+        server_cpu, own_cpu = azurite.cpu_seconds(), own.cpu_seconds()
         profiler = cProfile.Profile() if args.profile else None
         cpu = time.process_time()
         if profiler:
             profiler.enable()
-        elapsed, instance, status = loop.run_until_complete(service_export(
-            host, azurite, studies if args.request == "studies" else ["/".join(i) for i in instances]))
+        with CopiesInFlight() as in_flight:
+            elapsed, instance, status = loop.run_until_complete(service_export(
+                host, azurite, studies if args.request == "studies" else ["/".join(i) for i in instances]))
         if profiler:
             profiler.disable()
             profiler.dump_stats(args.profile)
         cpu = time.process_time() - cpu
-        service_server_cpu = azurite.cpu_seconds() - server_cpu
+        service_server_cpu, own_cpu = azurite.cpu_seconds() - server_cpu, own.cpu_seconds() - own_cpu
         rss_after = peak_rss_mib()
         print(f"(a) done in {elapsed:.1f} s", flush=True)
-        server_cpu = azurite.cpu_seconds()
-        raw_after, _ = loop.run_until_complete(_raw_http_copy(azurite.connection_string, every,
-                                                              settings.copies_in_flight))
-        raw_after_server_cpu = azurite.cpu_seconds() - server_cpu
         size_mb = len(template) / 1e6
         rate = args.instances / elapsed
         print(f"{args.instances} instances of {len(template)} bytes (pydicom-made) in {len(studies)} studies of "
-              f"{args.series_per_study} series of {args.instances_per_series}; seeded in {seeded:.1f} s")
+              f"{args.series_per_study} series of {args.instances_per_series}; each run on an Azurite of its own "
+              f"seeded with the same instances")
         print(f"settings: batch {settings.batch_size}, batches in flight {settings.batches_in_flight}, copies per "
               f"batch {settings.copies_per_batch} ({settings.copies_in_flight} copies in flight), "
-              f"copy mode {settings.copy_mode}")
+              f"copy mode {settings.copy_mode}; the service's own storage: {args.own_storage}")
         print(_line(f"(a) service export, {args.request} named", args.instances, elapsed, size_mb)
               + f"  -> {status['status']}, exported {status['results']['exported']}, "
                 f"skipped {status['results']['skipped']}, percentComplete {status.get('percentComplete')}")
-        print(_line("(b) naive sequential loop", len(names), naive, size_mb) + "  (run third)")
-        print(_line("(c) bare server-side copy (limit)", len(every), bare, size_mb) + "  (run after (d))")
-        print(_line("(d) raw HTTP copy (limit)", len(every), raw, size_mb) + "  (run first)")
-        print(_line("(d') the same again, after (a)", len(every), raw_after, size_mb) + "  (run last: Azurite "
-              "then holds what every run wrote)")
+        print(_line("(b) naive sequential loop", len(names), naive, size_mb))
+        print(_line("(c) bare server-side copy (limit)", len(every), bare, size_mb))
+        print(_line("(d) raw HTTP copy (limit)", len(every), raw, size_mb))
         print(f"ratio (a)/(b): {rate / (len(names) / naive):.2f}   ratio (a)/(c): {rate / (len(every) / bare):.2f}"
-              f"   ratio (a)/(d): {rate / (len(every) / raw):.2f}   ratio (a)/(d'): {rate / (len(every) / raw_after):.2f}")
+              f"   ratio (a)/(d): {rate / (len(every) / raw):.2f}")
         print(f"Python CPU per instance: (a) {1000 * cpu / args.instances:.2f} ms, (d) "
               f"{1000 * raw_cpu / len(every):.2f} ms  (this process's CPU time ÷ instances; (a)'s includes the host "
               "stand-in and the orchestrator, which run in this process)")
         print(f"Azurite CPU per instance: (a) {1000 * service_server_cpu / args.instances:.2f} ms, (d) "
-              f"{1000 * raw_server_cpu / len(every):.2f} ms, (d') {1000 * raw_after_server_cpu / len(every):.2f} ms  "
-              "(the storage server's own work: on one core, its limit)")
+              f"{1000 * raw_server_cpu / len(every):.2f} ms  (the storage server's own work: on one core, its limit)")
+        if own is not azurite:
+            print(f"the service's own storage on an Azurite of its own: {1000 * own_cpu / args.instances:.2f} ms of "
+                  "its CPU per instance during (a)")
         print(f"copy mode settled: {(instance.output or {}).get('copyMode')}; generations "
               f"{instance.generations + 1}; longest history per generation {instance.longest_history} events; "
               f"orchestrator replay {instance.replay_seconds:.3f} s ({100 * instance.replay_seconds / elapsed:.2f}% "
               f"of the export); largest durable payload {host.largest_payload} bytes")
+        print(in_flight.summary())
         print(f"peak RSS of this process: {rss_before:.0f} MiB before the export, {rss_after:.0f} MiB after")
         shut_down(loop, host)
     finally:
-        azurite.close()
+        stores.close()
 
 
 if __name__ == "__main__":
