@@ -18,9 +18,12 @@ waiting.
 
 Usage: .venv/bin/python -m bench.export_throughput [--instances N] [--size BYTES] [--series-per-study K]
            [--instances-per-series J]
-           [--request studies|instances] [--baseline-limit M] [--own-storage shared|separate] [--profile FILE]
+           [--request studies|instances] [--baseline-limit M] [--warm-up K] [--own-storage shared|separate]
+           [--profile FILE]
   --request       what (a) names: the studies (default; resolved by listing) or every instance (no listing)
   --baseline-limit  (b) copies the first M instances when N is larger (default 5,000)
+  --warm-up       instances (other studies, seeded beside) each run first goes through untimed, so that no run is
+                  timed on an Azurite whose code paths are still cold (default 400; 50 for (b))
   --own-storage   the service's own storage (AzureWebJobsStorage: its working files, leases, manifests) on the
                   source's Azurite (default) or on one of its own, as in Azure, where it is another account
   --profile       write a cProfile of (a) to FILE (read it with `python -m pstats FILE`)
@@ -80,17 +83,19 @@ def instance_template(size: int) -> Tuple[bytes, Tuple[bytes, bytes, bytes]]:
     return out.getvalue(), (study.encode(), series.encode(), sop.encode())
 
 
-def study_layout(count: int, series_per_study: int, per_series: int = 10) -> Tuple[List[str], List[Tuple[str, str, str]]]:
-    """`count` instances as (study, series, sop) UIDs in studies of `series_per_study` series; and the study UIDs."""
+def study_layout(count: int, series_per_study: int, per_series: int = 10,
+                 first_kind: int = 1) -> Tuple[List[str], List[Tuple[str, str, str]]]:
+    """`count` instances as (study, series, sop) UIDs in studies of `series_per_study` series; and the study UIDs.
+    Layouts of different `first_kind` (1, 4, 7) share no UID."""
     studies, instances = [], []
     while len(instances) < count:
-        study = _uid(1, len(studies) + 1)
+        study = _uid(first_kind, len(studies) + 1)
         studies.append(study)
         for s in range(series_per_study):
-            series = _uid(2, len(studies) * 1000 + s)
+            series = _uid(first_kind + 1, len(studies) * 1000 + s)
             for _ in range(per_series):
                 if len(instances) < count:
-                    instances.append((study, series, _uid(3, len(instances) + 1)))
+                    instances.append((study, series, _uid(first_kind + 2, len(instances) + 1)))
     return studies, instances
 
 
@@ -252,25 +257,32 @@ class FreshStores:
     """One freshly seeded Azurite per run, so every run meets the same stored data: Azurite's work per request grows
     with all it holds (deleted blobs' content included), which would otherwise favour whichever run goes first."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, instances, template: bytes, placeholders):
-        self.loop, self.instances, self.template, self.placeholders = loop, instances, template, placeholders
+    def __init__(self, loop: asyncio.AbstractEventLoop, instances, warm_up, template: bytes, placeholders):
+        self.loop, self.instances, self.warm_up = loop, instances, warm_up
+        self.template, self.placeholders = template, placeholders
         self.azurites: List[Azurite] = []
 
+    def empty(self) -> Azurite:
+        """A new Azurite holding nothing, beside the run's other one."""
+        self.azurites.append(Azurite().start())
+        return self.azurites[-1]
+
     def seeded(self, count: int) -> Azurite:
-        """A new Azurite holding the first `count` instances in container `dicom` (kept running until `close`, so
-        no later Azurite takes its ports while pooled connections to it remain)."""
-        azurite = Azurite().start()
-        self.azurites.append(azurite)
+        """A new Azurite holding the first `count` instances and the warm-up instances in container `dicom` (kept
+        running until the next run's). The previous run's are stopped first: Azurites left running slow the later
+        runs down (the DICOMweb benchmark measured up to 40% more Azurite CPU per request)."""
+        self.close()
+        azurite = self.empty()
         started = time.perf_counter()
-        self.loop.run_until_complete(seed_store(azurite.connection_string, self.instances[:count], self.template,
-                                                self.placeholders))
-        print(f"seeded {count} instances in {time.perf_counter() - started:.1f} s", flush=True)
+        self.loop.run_until_complete(seed_store(azurite.connection_string, self.instances[:count] + self.warm_up,
+                                                self.template, self.placeholders))
+        print(f"seeded {count} + {len(self.warm_up)} instances in {time.perf_counter() - started:.1f} s", flush=True)
         return azurite
 
     def close(self) -> None:
         """Stop every Azurite."""
-        for azurite in self.azurites:
-            azurite.close()
+        while self.azurites:
+            self.azurites.pop().close()
 
 
 def main() -> None:
@@ -283,12 +295,15 @@ def main() -> None:
     parser.add_argument("--request", choices=("studies", "instances"), default="studies")
     parser.add_argument("--baseline-limit", type=int, default=5000)
     parser.add_argument("--own-storage", choices=("shared", "separate"), default="shared")
+    parser.add_argument("--warm-up", type=int, default=400)
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of (a) to FILE (pstats format)")
     args = parser.parse_args()
     template, placeholders = instance_template(args.size)
     studies, instances = study_layout(args.instances, args.series_per_study, args.instances_per_series)
+    warm_studies, warm_up = study_layout(args.warm_up, args.series_per_study, args.instances_per_series, 4)
+    warm_names = [f"{s}/{se}/{sop}.dcm" for s, se, sop in warm_up]
     loop = asyncio.new_event_loop()
-    stores = FreshStores(loop, instances, template, placeholders)
+    stores = FreshStores(loop, instances, warm_up, template, placeholders)
     try:
         os.environ.update({"DICOM_STORE_CONTAINER": "dicom", "EXPORT_ALLOWED_DESTINATION_HOSTS": "127.0.0.1",
                            "EXPORT_SEALING_KEY": SEALING_KEY})
@@ -298,26 +313,33 @@ def main() -> None:
         names = every[:args.baseline_limit]
 
         azurite = stores.seeded(len(every))
+        loop.run_until_complete(_raw_http_copy(azurite.connection_string, warm_names, settings.copies_in_flight))
         server_cpu = azurite.cpu_seconds()
         raw, raw_cpu = loop.run_until_complete(_raw_http_copy(azurite.connection_string, every,
                                                               settings.copies_in_flight))
         raw_server_cpu = azurite.cpu_seconds() - server_cpu
         print(f"(d) done in {raw:.1f} s", flush=True)
         azurite = stores.seeded(len(every))
+        loop.run_until_complete(_bare_server_side_copy(azurite.connection_string, warm_names,
+                                                       settings.copies_in_flight))
         bare = loop.run_until_complete(_bare_server_side_copy(azurite.connection_string, every,
                                                                settings.copies_in_flight))
         print(f"(c) done in {bare:.1f} s", flush=True)
         azurite = stores.seeded(len(names))
+        _naive_copy(BlobServiceClient.from_connection_string(azurite.connection_string), warm_names[:50])
         naive = _naive_copy(BlobServiceClient.from_connection_string(azurite.connection_string), names)
         print(f"(b) done in {naive:.1f} s", flush=True)
 
         azurite = stores.seeded(len(every))
-        own = stores.seeded(0) if args.own_storage == "separate" else azurite
+        own = stores.empty() if args.own_storage == "separate" else azurite
         os.environ.update({"AzureWebJobsStorage": own.connection_string, "DICOM_STORE": azurite.connection_string})
         BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(
             "export").create_container()
         from function_app import app
         host = loop.run_until_complete(DurableHost(app.get_functions()).start())
+        if warm_up:
+            loop.run_until_complete(service_export(host, azurite, warm_studies if args.request == "studies"
+                                                   else ["/".join(i) for i in warm_up]))
         rss_before = peak_rss_mib()
         server_cpu, own_cpu = azurite.cpu_seconds(), own.cpu_seconds()
         profiler = cProfile.Profile() if args.profile else None
@@ -338,7 +360,7 @@ def main() -> None:
         rate = args.instances / elapsed
         print(f"{args.instances} instances of {len(template)} bytes (pydicom-made) in {len(studies)} studies of "
               f"{args.series_per_study} series of {args.instances_per_series}; each run on an Azurite of its own "
-              f"seeded with the same instances")
+              f"seeded with the same instances, after the same run untimed over {len(warm_up)} others (50 for (b))")
         print(f"settings: batch {settings.batch_size}, batches in flight {settings.batches_in_flight}, copies per "
               f"batch {settings.copies_per_batch} ({settings.copies_in_flight} copies in flight), "
               f"copy mode {settings.copy_mode}; the service's own storage: {args.own_storage}")
