@@ -1,5 +1,4 @@
 """The work store on Azurite: one container per operation, paged identifiers, step markers, revocation, discard."""
-import asyncio
 import uuid
 
 import pytest
