@@ -30,8 +30,10 @@ def scale_azurite():
 @pytest.mark.timeout(1500)
 def test_a_hundred_thousand_named_instances_export_exactly_with_bounded_payloads(loop, host, scale_azurite,
                                                                                 monkeypatch):
+    # named instances are of unknown size, counted as EXPORT_BATCH_MAX_BYTES ÷ 100: 10 GiB lets 500 share a batch
     for name, value in {"AzureWebJobsStorage": scale_azurite.connection_string, "EXPORT_BATCH_SIZE": "500",
-                        "EXPORT_BATCHES_IN_FLIGHT": "8", "EXPORT_COPIES_PER_BATCH": "16"}.items():
+                        "EXPORT_BATCH_MAX_BYTES": str(10 * 1024 ** 3), "EXPORT_BATCHES_IN_FLIGHT": "8",
+                        "EXPORT_COPIES_PER_BATCH": "16"}.items():
         monkeypatch.setenv(name, value)
     template, placeholders = instance_template(2048)
     _, instances = study_layout(INSTANCES, series_per_study=10, per_series=100)
