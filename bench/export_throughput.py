@@ -1,4 +1,4 @@
-"""Measures in one run on one Azurite: (a) the service's export, (b) a naive loop, (c) the SDK copy limit, (d) raw HTTP.
+"""Measures on the same data: (a) the service's export, (b) a naive loop, (c) the SDK copy limit, (d) raw HTTP.
 
 (a) POST → the real orchestrator and activities through the host stand-in the tests use → completed;
 (b) what a user would write first: download each instance and upload it, one at a time, with azure-storage-blob;
@@ -8,7 +8,7 @@
     source and the destination container authorized by SAS signed before timing) on a bare aiohttp session, as many
     in flight as (a).
 Each run has an Azurite of its own, freshly seeded with the same instances, since Azurite's work per request grows
-with all it holds.
+with all it holds; the previous run's is stopped first, as Azurites left running slow the later runs down.
 Python CPU per instance is this process's CPU time (`time.process_time()`) over a run ÷ instances; for (a) it
 includes the host stand-in and the orchestrator, which run in this process too.
 Instances are pydicom-made: one template file whose UIDs are rewritten in place (same lengths), padded to --size.
